@@ -1,0 +1,206 @@
+"""Datasets as TFDS builders (no TensorFlow) plus a step-indexed, resumable batch pipeline.
+
+`load_dataset(config, split)` prepares a dataset once into `data_dir` (array_record) and then only
+reads it; arrays are memoised per process. Configs name the dataset (`dataset.name`) and carry its
+options; unknown fields are ignored so the trainer can pass its whole `dataset` sub-config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from genjax.data import builders
+from genjax.data.builders import check_split
+from genjax.data.idx import DatasetError
+from genjax.data.pipeline import Batches, dynamic_binarize, eval_batches
+from genjax.registry import DATASETS
+
+__all__ = [
+    "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_spec", "dynamic_binarize",
+    "eval_batches", "load_dataset", "num_classes", "toy2d_mode_centres", "toy2d_std",
+]
+
+DEFAULT_DATA_DIR = os.path.join("~", ".cache", "genjax", "tensorflow_datasets")
+Config = Any  # ml_collections.ConfigDict or a plain dict: only `.get` is used
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  name: str
+  kind: str  # 'image' or 'points'
+  num_classes: int
+  load: Callable[[Config, str], dict]  # (dataset_config, split) -> {'x', 'label'} arrays
+
+
+def _get(config: Config, key: str, default: Any = None) -> Any:
+  """`config.get` where an explicit None also means "use the default"."""
+  value = config.get(key, default)
+  return default if value is None else value
+
+
+def data_dir(config: Config) -> str:
+  """Where TFDS prepares data: config `data_dir`, else $GENJAX_DATA_DIR, else ~/.cache/genjax/..."""
+  path = _get(config, "data_dir") or os.environ.get("GENJAX_DATA_DIR") or DEFAULT_DATA_DIR
+  return os.path.abspath(os.path.expanduser(path))
+
+
+def dataset_spec(config: Config) -> DatasetSpec:
+  """The registered spec for `config.name` (KeyError listing the known names otherwise)."""
+  return DATASETS.lookup(config.get("name"))
+
+
+def num_classes(config: Config) -> int:
+  """Label count for these options: the spec's, except toy2d whose count follows `mixture`."""
+  spec = dataset_spec(config)
+  return len(toy2d_mode_centres(config)) if spec.name == "toy2d" else spec.num_classes
+
+
+def _to_plain(config: Config) -> dict:
+  """A JSON-able view of the config for memo keys."""
+  return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+
+
+_CACHE: dict = {}
+
+
+def load_dataset(config: Config, split: str) -> dict[str, np.ndarray]:
+  """{'x': float32 images [N,H,W,C] in [0,1] or points [N,2], 'label': int32 [N]}, memoised."""
+  spec = dataset_spec(config)
+  check_split(split)
+  key = (json.dumps(_to_plain(config), sort_keys=True, default=repr), data_dir(config), split)
+  if key not in _CACHE:
+    arrays = spec.load(config, split)
+    for array in arrays.values():
+      array.flags.writeable = False  # shared between callers: mutation would poison the memo
+    _CACHE[key] = arrays
+  return _CACHE[key]
+
+
+def _read(builder_cls, config: Config, split: str, builder_config=None,
+          manual_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Prepare (once) and read one split of a builder under this config's data_dir."""
+  kwargs = {"config": builder_config} if builder_config is not None else {}
+  builder = builder_cls(data_dir=data_dir(config), file_format="array_record", **kwargs)
+  return builders.read_split(builders.prepare(builder, manual_dir), check_split(split))
+
+
+def _arrays(x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
+  """The served form: float32 x divided by `scale`, int32 labels."""
+  return {"x": x.astype(np.float32) / np.float32(scale), "label": y.astype(np.int32)}
+
+
+# ----------------------------------------------------------------------------- digits / faces
+
+def _load_digits(config: Config, split: str) -> dict:
+  """sklearn 8x8 digits stored as 0..16, served in [0, 1]."""
+  return _arrays(*_read(builders.GenjaxDigits, config, split), scale=16.0)
+
+
+def _load_faces(config: Config, split: str) -> dict:
+  """LFW subset: 100 faces (label 1) and 100 non-face background patches (label 0), all kept."""
+  return _arrays(*_read(builders.GenjaxFaces, config, split))
+
+
+DATASETS.register("digits")(DatasetSpec("digits", "image", 10, _load_digits))
+DATASETS.register("faces")(DatasetSpec("faces", "image", 2, _load_faces))
+
+
+# ----------------------------------------------------------------------------- textures
+
+def textures_builder_config(config: Config) -> builders.TexturesConfig:
+  """One prepared directory per (crop_size, crops_per_texture)."""
+  crop, count = int(_get(config, "crop_size", 32)), int(_get(config, "crops_per_texture", 600))
+  if not 1 <= crop <= 128 or count < 1:
+    raise ValueError(f"textures needs 1 <= crop_size <= 128 and crops_per_texture >= 1, "
+                     f"got {crop}, {count}")
+  return builders.TexturesConfig(name=f"crop{crop}-n{count}", crop_size=crop,
+                                 crops_per_texture=count)
+
+
+def _load_textures(config: Config, split: str) -> dict:
+  """brick / grass / gravel crops (labels 0 / 1 / 2), uint8 stored, served in [0, 1]."""
+  x, y = _read(builders.GenjaxTextures, config, split, textures_builder_config(config))
+  return _arrays(x, y, scale=255.0)
+
+
+DATASETS.register("textures")(DatasetSpec("textures", "image", len(builders.TEXTURES),
+                                          _load_textures))
+
+
+# ----------------------------------------------------------------------------- toy2d
+
+def _toy2d_options(config: Config) -> dict:
+  """Resolved toy2d options (std defaults to 0.02 for 'ring', 0.05 for 'grid')."""
+  mixture = _get(config, "mixture", "ring")
+  return {
+      "mixture": mixture,
+      "radius": float(_get(config, "radius", 2.0)),
+      "spacing": float(_get(config, "spacing", 2.0)),
+      "std": float(_get(config, "std", builders.toy2d_default_std(mixture))),
+      "num_train": int(_get(config, "num_train", 50000)),
+      "num_test": int(_get(config, "num_test", 5000)),
+  }
+
+
+def toy2d_mode_centres(config: Config) -> np.ndarray:
+  """float32 [M, 2] mode centres of the configured mixture (for mode-coverage metrics)."""
+  options = _toy2d_options(config)
+  return builders.toy2d_centres(options["mixture"], options["radius"], options["spacing"])
+
+
+def toy2d_std(config: Config) -> float:
+  """The per-mode standard deviation of the configured mixture."""
+  return _toy2d_options(config)["std"]
+
+
+def toy2d_builder_config(config: Config) -> builders.Toy2dConfig:
+  """Float options are hashed into the config name so each option set has its own directory."""
+  options = _toy2d_options(config)
+  builders.toy2d_centres(options["mixture"], 1.0, 1.0)  # validates the mixture name early
+  return builders.Toy2dConfig(name=builders.options_name(options["mixture"], options), **options)
+
+
+def _load_toy2d(config: Config, split: str) -> dict:
+  """Mixture samples, float32 [N, 2], label = mode index."""
+  return _arrays(*_read(builders.GenjaxToy2d, config, split, toy2d_builder_config(config)))
+
+
+# The spec says 8 (the default ring); the grid has 25 modes: `num_classes(config)` knows the options.
+DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d))
+
+
+# ----------------------------------------------------------------------------- mnist-format
+
+def idx_manual_dir(config: Config) -> str | None:
+  """config `manual_dir`, else (fashion_mnist only) Debian's dataset-fashion-mnist folder."""
+  manual = _get(config, "manual_dir")
+  if manual:
+    return os.path.abspath(os.path.expanduser(manual))
+  if config.get("name") == "fashion_mnist" and os.path.isdir(builders.DEBIAN_FASHION_MNIST_DIR):
+    return builders.DEBIAN_FASHION_MNIST_DIR
+  return None
+
+
+def _idx_loader(name: str, builder_cls) -> Callable[[Config, str], dict]:
+  """A loader that checks the four idx files before TFDS sees them (only until prepared)."""
+  def load(config: Config, split: str) -> dict:
+    builder = builder_cls(data_dir=data_dir(config), file_format="array_record")
+    manual = idx_manual_dir(config)
+    if not builder.is_prepared():
+      message = builders.missing_idx_message(name, manual)
+      if message:
+        raise DatasetError(message)
+    x, y = builders.read_split(builders.prepare(builder, manual), check_split(split))
+    return _arrays(x, y, scale=255.0)
+  return load
+
+
+DATASETS.register("mnist")(DatasetSpec("mnist", "image", 10,
+                                       _idx_loader("mnist", builders.GenjaxMnist)))
+DATASETS.register("fashion_mnist")(DatasetSpec("fashion_mnist", "image", 10,
+                                               _idx_loader("fashion_mnist",
+                                                           builders.GenjaxFashionMnist)))

@@ -1,0 +1,2 @@
+"""Model families; importing this package registers each one in genjax.registry.MODELS."""
+from genjax.models import autoencoder  # noqa: F401

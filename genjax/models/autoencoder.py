@@ -1,0 +1,159 @@
+"""Autoencoders of the lecture as ONE objective: vanilla, denoising, sparse and contractive are settings.
+
+loss(x) = ||D(E(x~)) - x||^2 + sparsity_weight ||z||_1 + contractive_weight ||J_x E(x)||_F^2,
+with x~ = x (+ Gaussian noise, or masked) for the denoising autoencoder.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from ml_collections import ConfigDict
+
+from genjax import losses
+from genjax.config import require
+from genjax.data import eval_batches
+from genjax.models.networks import make_decoder, make_encoder, validate_architecture
+from genjax.optim import make_optimizer
+from genjax.registry import MODELS
+from genjax.state import TrainState
+
+NOISES = ("none", "gaussian", "masking")
+RECONSTRUCTION_LOSSES = {
+    # Decoders output logits: squared error is taken on sigmoid(logits), in the data's [0, 1] range.
+    "squared_error": lambda logits, x: losses.squared_error(jax.nn.sigmoid(logits), x),
+    "bernoulli": losses.sigmoid_cross_entropy,
+}
+
+
+def corrupt(x: jax.Array, rng: jax.Array, noise: str, level: float) -> jax.Array:
+  """Denoising AE input x + eta: additive Gaussian (std=level) or masking (drop with prob=level)."""
+  if noise == "gaussian":
+    return x + level * jax.random.normal(rng, x.shape, x.dtype)
+  if noise == "masking":
+    return x * (jax.random.uniform(rng, x.shape) >= level).astype(x.dtype)
+  return x
+
+
+def interpolate_codes(z_a: jax.Array, z_b: jax.Array, steps: int) -> jax.Array:
+  """Linear paths z_a -> z_b: [batch, steps, latent]."""
+  t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
+  return (1.0 - t) * z_a[:, None, :] + t * z_b[:, None, :]
+
+
+@MODELS.register("autoencoder")
+class AutoencoderObjective:
+  """The autoencoder family; `model.*` keys choose architecture, variant and weights."""
+
+  def __init__(self, config: ConfigDict):
+    self.model = config.model
+    self.latent_dim = int(config.model.latent_dim)
+    self.tx = make_optimizer(config.optimizer)
+    self.noise = config.model.get("noise", "none")
+    self.noise_level = float(config.model.get("noise_level", 0.0))
+    self.sparsity_weight = float(config.model.get("sparsity_weight", 0.0))
+    self.contractive_weight = float(config.model.get("contractive_weight", 0.0))
+    self.jacobian_mode = config.model.get("jacobian_mode", "auto")
+    self.reconstruction = RECONSTRUCTION_LOSSES[config.model.get("reconstruction_loss", "squared_error")]
+    self.encoder = make_encoder(config.model, self.latent_dim)
+    self._output_shape = None
+
+  @staticmethod
+  def validate(config: ConfigDict) -> None:
+    model = config.model
+    validate_architecture(config)
+    latent = model.get("latent_dim")
+    require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
+    require(model.get("noise", "none") in NOISES, "model.noise", model.get("noise"), f"one of {NOISES}")
+    level = model.get("noise_level", 0.0)
+    require(isinstance(level, (int, float)) and level >= 0, "model.noise_level", level, "a number >= 0")
+    for key in ("sparsity_weight", "contractive_weight"):
+      w = model.get(key, 0.0)
+      require(isinstance(w, (int, float)) and w >= 0, f"model.{key}", w, "a number >= 0")
+    rec = model.get("reconstruction_loss", "squared_error")
+    require(rec in RECONSTRUCTION_LOSSES, "model.reconstruction_loss", rec,
+            f"one of {sorted(RECONSTRUCTION_LOSSES)}")
+    require(model.get("jacobian_mode", "auto") in ("fwd", "rev", "auto"), "model.jacobian_mode",
+            model.get("jacobian_mode"), "'fwd', 'rev' or 'auto'")
+
+  def decoder(self, output_shape):
+    return make_decoder(self.model, output_shape)
+
+  # -- protocol
+  def init(self, rng: jax.Array, batch: dict) -> TrainState:
+    x = batch["x"]
+    enc_key, dec_key = jax.random.split(rng)
+    params = {"encoder": self.encoder.init(enc_key, x)["params"],
+              "decoder": self.decoder(x.shape[1:]).init(dec_key, jnp.zeros((1, self.latent_dim)))["params"]}
+    return TrainState.create(rng, params, self.tx.init(params))
+
+  def terms(self, params, x: jax.Array, rng: jax.Array, noisy: bool = True) -> dict[str, jax.Array]:
+    """Per-example loss terms (all [batch]); 'loss' is their weighted sum."""
+    x_in = corrupt(x, rng, self.noise, self.noise_level) if noisy else x
+    z = self.encoder.apply({"params": params["encoder"]}, x_in)
+    logits = self.decoder(x.shape[1:]).apply({"params": params["decoder"]}, z)
+    terms = {"reconstruction": self.reconstruction(logits, x)}
+    loss = terms["reconstruction"]
+    if self.sparsity_weight:
+      terms["sparsity"] = losses.l1_sparsity(z)
+      loss = loss + self.sparsity_weight * terms["sparsity"]
+    if self.contractive_weight:
+      encode_one = lambda xi: self.encoder.apply({"params": params["encoder"]}, xi[None])[0]
+      terms["contractive"] = losses.jacobian_frobenius_penalty(encode_one, x, self.jacobian_mode)
+      loss = loss + self.contractive_weight * terms["contractive"]
+    terms["loss"] = loss
+    return terms
+
+  def step(self, state: TrainState, batch: dict, rng: jax.Array):
+    def mean_loss(params):
+      terms = self.terms(params, batch["x"], rng)
+      return jnp.mean(terms["loss"]), jax.tree_util.tree_map(jnp.mean, terms)
+
+    grads, metrics = jax.grad(mean_loss, has_aux=True)(state.params)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return state.replace(params=params, opt_state=opt_state), metrics
+
+  # -- abilities
+  def encode(self, state: TrainState, x: jax.Array) -> jax.Array:
+    return self.encoder.apply({"params": state.params["encoder"]}, x)
+
+  def decode(self, state: TrainState, z: jax.Array, output_shape) -> jax.Array:
+    """Decoder means in [0, 1] (sigmoid of the logits)."""
+    logits = self.decoder(output_shape).apply({"params": state.params["decoder"]}, z)
+    return jax.nn.sigmoid(logits)
+
+  def reconstruct(self, state: TrainState, x: jax.Array) -> jax.Array:
+    return self.decode(state, self.encode(state, x), x.shape[1:])
+
+  def interpolate(self, state: TrainState, x_a: jax.Array, x_b: jax.Array, steps: int = 10) -> jax.Array:
+    """Decoded straight lines between the codes of x_a and x_b: [batch, steps, H, W, C]."""
+    path = interpolate_codes(self.encode(state, x_a), self.encode(state, x_b), steps)
+    decoded = self.decode(state, path.reshape(-1, path.shape[-1]), x_a.shape[1:])
+    return decoded.reshape(path.shape[:2] + x_a.shape[1:])
+
+  def pictures(self, state: TrainState, batch: dict, rng: jax.Array) -> dict[str, Any]:
+    x = batch["x"][:max(8, min(32, batch["x"].shape[0] // 8 * 8))]
+    half = x.shape[0] // 2
+    # Rows alternate 8 originals / their 8 reconstructions ([rows, cols, H, W, C] keeps the layout).
+    pairs = jnp.stack([x, self.reconstruct(state, x)]).reshape((2, -1, 8) + x.shape[1:])
+    recon = jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:])
+    return {"reconstructions": recon,
+            "interpolation": self.interpolate(state, x[:min(half, 8)], x[half:half + min(half, 8)])}
+
+  def evaluate(self, state: TrainState, arrays: dict, rng: jax.Array) -> dict[str, float]:
+    """Test-set means of every loss term (nats or squared error per example) on clean inputs."""
+    # A denoising AE is judged on clean inputs: the error a user of the code cares about.
+    batch_terms = jax.jit(lambda params, x: self.terms(params, x, rng, noisy=False))
+    totals: dict[str, float] = {}
+    count = 0
+    for batch in eval_batches(arrays, 256):
+      terms = jax.device_get(batch_terms(state.params, jnp.asarray(batch["x"])))
+      for k, v in terms.items():
+        totals[k] = totals.get(k, 0.0) + float(np.sum(v))
+      count += len(batch["x"])
+    return {f"test_{k}": v / count for k, v in totals.items()} | {"num_examples": count}
+

@@ -1,0 +1,170 @@
+"""Encoders, decoders, generators and critics shared by every family, parameterised, not copied.
+
+An encoder maps x -> R^out (a code, Gaussian parameters, or a critic score); a decoder maps
+R^d -> logits shaped like x (a reconstruction, a Bernoulli/Gaussian mean, or a generator output).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from ml_collections import ConfigDict
+
+from genjax.models.conv_transpose import upsample_conv
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid, "elu": nn.elu, "softplus": nn.softplus, "gelu": nn.gelu,
+}
+DOWNSAMPLE = ("stride", "pool")
+UPSAMPLE = ("transpose", "phase", "auto", "interpolate")
+NORMS = ("none", "batch", "layer")
+
+
+def _norm(kind: str, train: bool) -> Callable:
+  if kind == "batch":
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9)
+  if kind == "layer":
+    return nn.LayerNorm()
+  return lambda x: x
+
+
+class MLP(nn.Module):
+  """Flatten -> [Dense -> act] * len(hidden) -> Dense(out_features)."""
+  hidden: Sequence[int]
+  out_features: int
+  activation: str = "relu"
+  norm: str = "none"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      x = ACTIVATIONS[self.activation](_norm(self.norm, train)(nn.Dense(width)(x)))
+    return nn.Dense(self.out_features)(x)
+
+
+class MLPDecoder(nn.Module):
+  """An MLP whose output is reshaped to `output_shape` (logits of x)."""
+  hidden: Sequence[int]
+  output_shape: Sequence[int]
+  activation: str = "relu"
+  norm: str = "none"
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    out = MLP(self.hidden, math.prod(self.output_shape), self.activation, self.norm)(z, train)
+    return out.reshape((z.shape[0],) + tuple(self.output_shape))
+
+
+class ConvEncoder(nn.Module):
+  """Halves the resolution len(features) times (stride-2 conv or conv + max-pool), then Dense(out)."""
+  features: Sequence[int]
+  out_features: int
+  downsample: str = "stride"
+  activation: str = "relu"
+  norm: str = "none"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    for i, width in enumerate(self.features):
+      if self.downsample == "stride":
+        x = nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME")(x)
+      else:
+        x = nn.max_pool(nn.Conv(width, (3, 3), padding="SAME")(x), (2, 2), (2, 2), padding="SAME")
+      # DCGAN leaves the first critic layer unnormalised.
+      x = act(x if i == 0 else _norm(self.norm, train)(x))
+    return nn.Dense(self.out_features)(x.reshape(x.shape[0], -1))
+
+
+class Upsample2x(nn.Module):
+  """Doubles the resolution: a transposed convolution (exact fast 'phase' form or flax's), or
+  interpolation followed by a 3x3 convolution."""
+  features: int
+  method: str = "auto"
+  interpolation: str = "nearest"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.method == "interpolate":
+      b, h, w, c = x.shape
+      x = jax.image.resize(x, (b, 2 * h, 2 * w, c), method=self.interpolation)
+      return nn.Conv(self.features, (3, 3), padding="SAME")(x)
+    return upsample_conv(self.method, self.features, (4, 4), (2, 2), padding="SAME")(x)
+
+
+class ConvDecoder(nn.Module):
+  """Dense -> (ceil(H/2^n), ceil(W/2^n), features[0]) -> n x Upsample2x -> crop to output_shape.
+
+  Channels after each upsampling are features[1:] then the output channels, so features=(128, 64)
+  on 28x28 is the DCGAN generator: dense 7*7*128, 128->64 at 14x14, 64->1 at 28x28.
+  """
+  features: Sequence[int]
+  output_shape: Sequence[int]
+  upsample: str = "auto"
+  interpolation: str = "nearest"
+  activation: str = "relu"
+  norm: str = "none"
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    height, width, channels = self.output_shape
+    n = len(self.features)
+    h0, w0 = math.ceil(height / 2 ** n), math.ceil(width / 2 ** n)
+    x = nn.Dense(h0 * w0 * self.features[0])(z.reshape(z.shape[0], -1))
+    x = act(_norm(self.norm, train)(x)).reshape(z.shape[0], h0, w0, self.features[0])
+    widths = list(self.features[1:]) + [channels]
+    for i, width_out in enumerate(widths):
+      x = Upsample2x(width_out, self.upsample, self.interpolation)(x)
+      if i < len(widths) - 1:
+        x = act(_norm(self.norm, train)(x))
+    return x[:, :height, :width, :]
+
+
+def make_encoder(model: ConfigDict, out_features: int, **overrides) -> nn.Module:
+  """`model.architecture` 'mlp' (model.hidden) or 'conv' (model.features, model.downsample)."""
+  settings = dict(activation=model.get("activation", "relu"), norm=model.get("norm", "none"))
+  settings.update(overrides)
+  if model.get("architecture", "mlp") == "conv":
+    return ConvEncoder(tuple(model.features), out_features,
+                       downsample=model.get("downsample", "stride"), **settings)
+  return MLP(tuple(model.hidden), out_features, **settings)
+
+
+def make_decoder(model: ConfigDict, output_shape: Sequence[int], **overrides) -> nn.Module:
+  """The mirror of make_encoder: hidden widths reversed for an MLP, upsampling for conv."""
+  settings = dict(activation=model.get("activation", "relu"), norm=model.get("norm", "none"))
+  settings.update(overrides)
+  if model.get("architecture", "mlp") == "conv":
+    return ConvDecoder(tuple(reversed(model.features)), tuple(output_shape),
+                       upsample=model.get("upsample", "auto"),
+                       interpolation=model.get("interpolation", "nearest"), **settings)
+  return MLPDecoder(tuple(reversed(model.hidden)), tuple(output_shape), **settings)
+
+
+def validate_architecture(config: ConfigDict) -> None:
+  """Checks the architecture keys shared by every family; one-line ConfigError otherwise."""
+  from genjax.config import require
+  model = config.model
+  arch = model.get("architecture", "mlp")
+  require(arch in ("mlp", "conv"), "model.architecture", arch, "'mlp' or 'conv'")
+  require(model.get("activation", "relu") in ACTIVATIONS, "model.activation",
+          model.get("activation"), f"one of {sorted(ACTIVATIONS)}")
+  require(model.get("norm", "none") in NORMS, "model.norm", model.get("norm"), f"one of {NORMS}")
+  if arch == "conv":
+    features = tuple(model.get("features", ()))
+    require(len(features) >= 1 and all(isinstance(f, int) and f >= 1 for f in features),
+            "model.features", features, "a non-empty tuple of positive integers")
+    require(model.get("downsample", "stride") in DOWNSAMPLE, "model.downsample",
+            model.get("downsample"), f"one of {DOWNSAMPLE}")
+    require(model.get("upsample", "auto") in UPSAMPLE, "model.upsample", model.get("upsample"),
+            f"one of {UPSAMPLE}")
+  else:
+    hidden = tuple(model.get("hidden", ()))
+    require(all(isinstance(h, int) and h >= 1 for h in hidden), "model.hidden", hidden,
+            "a tuple of positive integers")

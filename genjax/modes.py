@@ -1,0 +1,63 @@
+"""`--mode eval` and `--mode sample`: read a trained workdir, write eval.json / samples."""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+from ml_collections import ConfigDict
+
+from genjax import images as genjax_images
+from genjax.objective import as_numpy, has_ability
+from genjax.train import Run
+
+
+def _require(run: Run, ability: str, mode: str) -> None:
+  if not has_ability(run.objective, ability):
+    raise NotImplementedError(f"model {run.config.model.name!r} has no {ability}(); "
+                              f"--mode {mode} is not available for it")
+
+
+def evaluate(config: ConfigDict, workdir: str) -> dict:
+  """Test-set numbers of the latest checkpoint -> WORKDIR/eval.json."""
+  run = Run(config, workdir)
+  try:
+    _require(run, "evaluate", "eval")
+    state = run.restore(run.first_batch())
+    key = jax.random.fold_in(jax.random.key(config.seed), int(state.step))
+    results = {"step": int(state.step), "dataset": config.dataset.name, "model": config.model.name,
+               **as_numpy(run.objective.evaluate(state, run.test_arrays(), key))}
+    results = {k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for k, v in results.items()}
+    if run.is_chief:
+      with open(os.path.join(run.workdir, "eval.json"), "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True, default=lambda v: np.asarray(v).tolist())
+    logging.info("eval: %s", results)
+    return results
+  finally:
+    run.close()
+
+
+def sample(config: ConfigDict, workdir: str, num_samples: int = 64) -> np.ndarray:
+  """Draws from the latest checkpoint -> samples.npy + images/samples.png and every picture."""
+  run = Run(config, workdir)
+  try:
+    state = run.restore(run.first_batch())
+    key = jax.random.fold_in(jax.random.key(config.seed), 2 ** 20 + int(state.step))
+    paths = run.write_pictures(state, "sample")
+    if has_ability(run.objective, "sample"):
+      samples = np.asarray(run.objective.sample(state, key, num_samples))
+    else:
+      # Families without a prior (plain autoencoders) have pictures only: keep the first as the array.
+      _require(run, "pictures", "sample")
+      samples = np.asarray(next(iter(run.objective.pictures(state, run.picture_batch(), key).values())))
+    if run.is_chief:
+      np.save(os.path.join(run.workdir, "samples.npy"), samples)
+      reference = run.train_arrays["x"][:2000] if samples.ndim == 2 else None
+      paths.append(genjax_images.save_png(os.path.join(run.workdir, "images", "samples.png"),
+                                          genjax_images.to_picture(samples, reference)))
+    logging.info("wrote %s and %s", os.path.join(run.workdir, "samples.npy"), ", ".join(paths))
+    return samples
+  finally:
+    run.close()
