@@ -31,3 +31,63 @@ def autoencoder_config(architecture: str = "mlp", **model) -> ConfigDict:
       "sparsity_weight": 0.0, "contractive_weight": 0.0, "jacobian_mode": "auto"})
   config.model.update(model)
   return config
+
+
+def vae_config(architecture: str = "mlp", latent_dim: int | str | None = None, **model) -> ConfigDict:
+  """A VAE on digits (Bernoulli decoder, ELBO); `model` keys select likelihood, beta, warm-up, IWAE.
+
+  `latent_dim` may be the text after ':' in `--config experiments/vae_mlp.py:2`.
+  """
+  config = base_config(num_steps=3000, sample_every=1000)
+  # Merged before ConfigDict types the fields: decoder_variance is 'learned' or a number.
+  config.model = ConfigDict({
+      "name": "vae", "architecture": architecture, "latent_dim": 10,
+      "hidden": (256, 128), "features": (32, 64), "downsample": "stride", "upsample": "auto",
+      "interpolation": "nearest", "activation": "relu", "norm": "none",
+      "likelihood": "bernoulli", "decoder_variance": "learned", "objective": "elbo",
+      "num_importance_samples": 1, "beta": 1.0, "kl_warmup_steps": 0,
+      "eval_importance_samples": 5000, "eval_chunk_size": 500, "eval_batch_size": 100, **model})
+  if latent_dim not in (None, ""):
+    config.model.latent_dim = int(latent_dim)
+  return config
+
+
+# recipe -> (model keys, optimizer) as published: Radford et al. 2016 (Adam 2e-4, beta1 0.5),
+# Arjovsky et al. 2017 (RMSProp 5e-5, c = 0.01, n_critic = 5), Gulrajani et al. 2017 (Adam 1e-4,
+# betas (0, 0.9), lambda = 10, n_critic = 5).
+GAN_RECIPES = {
+    "gan": ({"loss": "non_saturating", "critic_regularizer": "none", "n_critic": 1},
+            {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}),
+    "dcgan": ({"loss": "non_saturating", "critic_regularizer": "none", "n_critic": 1,
+               "architecture": "conv", "norm": "batch"},
+              {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}),
+    "wgan": ({"loss": "wasserstein", "critic_regularizer": "clip", "clip_value": 0.01, "n_critic": 5},
+             {"name": "rmsprop", "learning_rate": 5e-5}),
+    "wgan_gp": ({"loss": "wasserstein", "critic_regularizer": "gradient_penalty", "gp_weight": 10.0,
+                 "n_critic": 5},
+                {"name": "adam", "learning_rate": 1e-4, "b1": 0.0, "b2": 0.9}),
+}
+
+
+def gan_config(recipe: str = "gan", dataset: str | dict = "digits", critic_batch_size: int = 64,
+               optimizer: dict | None = None, **model) -> ConfigDict:
+  """A GAN from a published recipe (GAN_RECIPES); `model` keys override it (loss, conditional, ...).
+
+  batch_size = critic_batch_size * n_critic: the step's batch is split into one chunk per critic
+  update (see genjax/models/gan.py), so every critic update sees `critic_batch_size` real rows.
+  """
+  recipe_model, recipe_optimizer = GAN_RECIPES[recipe]
+  config = base_config(num_steps=5000, log_every=100, sample_every=500)
+  config.dataset.update(dataset if isinstance(dataset, dict) else {"name": dataset})
+  config.model = ConfigDict({
+      "name": "gan", "architecture": "mlp", "latent_dim": 32, "hidden": (256, 256),
+      "features": (32, 64), "downsample": "stride", "upsample": "auto", "interpolation": "nearest",
+      "activation": "relu", "critic_activation": "leaky_relu", "norm": "none",
+      "critic_norm": "",  # '' = same as norm
+      "loss": "non_saturating", "critic_regularizer": "none", "clip_value": 0.01, "gp_weight": 10.0,
+      "n_critic": 1, "wgan_schedule": False, "ema_decay": 0.0, "conditional": False})
+  config.model.update(recipe_model)
+  config.model.update(model)
+  config.optimizer = ConfigDict(dict(recipe_optimizer, **(optimizer or {})))
+  config.batch_size = critic_batch_size * config.model.n_critic
+  return config

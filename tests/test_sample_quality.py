@@ -1,4 +1,4 @@
-"""Calibration tests of genjax.evaluate.sample_quality on closed forms, synthetic and real features."""
+"""Calibration of genjax.evaluate.sample_quality on closed forms, synthetic and real features."""
 from __future__ import annotations
 
 import json
@@ -50,7 +50,7 @@ def test_frechet_commuting_covariances_closed_form():
 
 
 def test_frechet_non_diagonal_2x2_by_hand():
-  # S1 = I: (S1 S2)^{1/2} = S2^{1/2}; for S2 = [[2,1],[1,2]] eigenvalues 3, 1 -> Tr sqrt = sqrt3 + 1.
+  # S1 = I: (S1 S2)^{1/2} = S2^{1/2}; S2 = [[2,1],[1,2]] has eigenvalues 3, 1 -> Tr = sqrt3 + 1.
   s2 = np.array([[2.0, 1.0], [1.0, 2.0]])
   expected = 1.0 + (2.0 + 4.0 - 2.0 * (np.sqrt(3.0) + 1.0))
   got = sq.frechet_distance(np.zeros(2), np.eye(2), np.array([1.0, 0.0]), s2)
@@ -210,7 +210,8 @@ def test_off_manifold_points_lower_precision(mixture_real):
   for fraction in (0.0, 0.1, 0.25, 0.5):
     mixed = fake.copy()
     mixed[:int(fraction * len(fake))] = far[:int(fraction * len(fake))]
-    results.append(sq.precision_recall(mixture_real, mixed) + sq.density_coverage(mixture_real, mixed))
+    results.append(sq.precision_recall(mixture_real, mixed)
+                   + sq.density_coverage(mixture_real, mixed))
   precision, _, density, _ = np.array(results).T
   assert _is_strictly_decreasing(precision) and _is_strictly_decreasing(density)
   assert precision[-1] < 0.6

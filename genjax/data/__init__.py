@@ -122,7 +122,7 @@ def textures_builder_config(config: Config) -> builders.TexturesConfig:
 
 
 def _load_textures(config: Config, split: str) -> dict:
-  """brick / grass / gravel crops (labels 0 / 1 / 2), uint8 stored, served in [0, 1]."""
+  """brick / grass / gravel crops (labels 0/1/2): n per texture train, n // 4 test, in [0, 1]."""
   x, y = _read(builders.GenjaxTextures, config, split, textures_builder_config(config))
   return _arrays(x, y, scale=255.0)
 
@@ -169,7 +169,7 @@ def _load_toy2d(config: Config, split: str) -> dict:
   return _arrays(*_read(builders.GenjaxToy2d, config, split, toy2d_builder_config(config)))
 
 
-# The spec says 8 (the default ring); the grid has 25 modes: `num_classes(config)` knows the options.
+# The spec says 8 (the default ring); the grid has 25 modes: use `num_classes(config)`.
 DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d))
 
 

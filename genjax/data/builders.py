@@ -1,9 +1,9 @@
 """TFDS `GeneratorBasedBuilder`s for every dataset, written to run without TensorFlow installed.
 
 Every builder stores `{'x': Tensor, 'label': int64}` records in array_record files (no
-`tfds.features.Image`, which needs TF to encode PNGs), with shuffling disabled so the stored order is
-the generation order. Options that change the data (crop size, mixture, ...) live in a
-`BuilderConfig` whose name is derived from them, so every option set gets its own prepared directory.
+`tfds.features.Image`, which needs TF to encode PNGs), with shuffling disabled so the stored
+order is the generation order. Options that change the data (crop size, mixture, ...) live in a
+`BuilderConfig` whose name is derived from them, so each option set gets its own prepared dir.
 The pure `*_splits` functions produce the raw arrays; the builders only serialise them.
 """
 from __future__ import annotations
@@ -194,7 +194,8 @@ class _ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     raise NotImplementedError
 
   def _split_generators(self, dl_manager):
-    return {split: self._generate_examples(x, y) for split, (x, y) in self._splits(dl_manager).items()}
+    splits = self._splits(dl_manager)
+    return {split: self._generate_examples(x, y) for split, (x, y) in splits.items()}
 
   def _generate_examples(self, x, y):
     for i in range(len(x)):
@@ -258,8 +259,9 @@ class GenjaxToy2d(_ArrayBuilder, skip_registration=True):
 class _IdxBuilder(_ArrayBuilder, skip_registration=True):
   """MNIST-format data read from `manual_dir` (TFDS refuses manual_dir without instructions)."""
   X_SHAPE = (28, 28, 1)
-  MANUAL_DOWNLOAD_INSTRUCTIONS = ("Put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                                  "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz in manual_dir.")
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+      "t10k-labels-idx1-ubyte.gz in manual_dir.")
 
   def _splits(self, dl_manager):
     return idx_splits(os.fspath(dl_manager.manual_dir))
@@ -275,7 +277,8 @@ class GenjaxFashionMnist(_IdxBuilder, skip_registration=True):
 
 # ----------------------------------------------------------------------------- prepare + read
 
-def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
+def prepare(builder: tfds.core.DatasetBuilder,
+            manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
   """download_and_prepare into array_record once; a prepared builder is returned untouched."""
   if not builder.is_prepared():
     config = tfds.download.DownloadConfig(manual_dir=manual_dir)

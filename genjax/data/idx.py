@@ -32,7 +32,8 @@ def _read_bytes(path: str) -> bytes:
     raise DatasetError(f"{path}: not a readable gzip file ({e})") from e
 
 
-def _parse(path: str, data: bytes, magic: int, ndim: int, what: str) -> tuple[tuple[int, ...], bytes]:
+def _parse(path: str, data: bytes, magic: int, ndim: int,
+           what: str) -> tuple[tuple[int, ...], bytes]:
   """Checks magic and header length; returns (dims, payload) so callers check the payload."""
   if len(data) < 4:
     raise DatasetError(f"{path}: expected an idx header for {what}, got only {len(data)} bytes")

@@ -73,13 +73,14 @@ class Batches:
     self.num_examples = _num_examples(self.arrays)
     self.global_batch_size = global_batch_size
     self.local_batch_size = global_batch_size // process_count
-    self.seed = seed
+    self.seed = int(seed)
     self.binarize = binarize
     self.process_index = process_index
     self.process_count = process_count
     self._permutations: dict = {}
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
+    step = int(step)  # also accepts numpy / jax scalars from the train state
     if step < 0:
       raise ValueError(f"step must be >= 0, got {step}")
     start = step * self.global_batch_size + self.process_index * self.local_batch_size

@@ -33,9 +33,13 @@ def _as_pair(real_features, fake_features) -> tuple[np.ndarray, np.ndarray]:
 
 def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
   """Squared Euclidean distances [len(a), len(b)] via the Gram expansion, clipped at 0."""
-  a_sq = np.einsum("ij,ij->i", a, a)
+  dists = a @ b.T
+  # In place: one [len(a), len(b)] block alive instead of four temporaries.
+  dists *= -2.0
+  dists += np.einsum("ij,ij->i", a, a)[:, None]
+  dists += b_sq[None, :]
   # Rounding can push ||a||^2 + ||b||^2 - 2 a.b slightly below zero for near-identical rows.
-  return np.maximum(a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T), 0.0)
+  return np.maximum(dists, 0.0, out=dists)
 
 
 def _knn_sq_radii(x: np.ndarray, k: int) -> np.ndarray:
@@ -53,12 +57,13 @@ def _knn_sq_radii(x: np.ndarray, k: int) -> np.ndarray:
 
 def _ball_membership(points: np.ndarray, centres: np.ndarray,
                      centre_sq_radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(per point: #balls containing it [len(points)], per centre: ball holds any point [len(centres)])."""
+  """(#centre balls holding each point [len(points)], ball holds some point [len(centres)])."""
   centre_sq = np.einsum("ij,ij->i", centres, centres)
   counts = np.empty(points.shape[0], dtype=np.int64)
   covered = np.zeros(centres.shape[0], dtype=bool)
   for start in range(0, points.shape[0], _ROW_BATCH):
-    inside = _sq_dists(points[start:start + _ROW_BATCH], centres, centre_sq) <= centre_sq_radii[None, :]
+    block = _sq_dists(points[start:start + _ROW_BATCH], centres, centre_sq)
+    inside = block <= centre_sq_radii[None, :]
     counts[start:start + _ROW_BATCH] = inside.sum(axis=1)
     covered |= inside.any(axis=0)
   return counts, covered
@@ -67,7 +72,7 @@ def _ball_membership(points: np.ndarray, centres: np.ndarray,
 # ----------------------------------------------------------------------------- Frechet distance
 
 def gaussian_statistics(features) -> tuple[np.ndarray, np.ndarray]:
-  """Mean and unbiased covariance of features [N, D], the Gaussian fit of FID (Heusel et al. 2017)."""
+  """Mean and unbiased covariance of features [N, D]: the Gaussian fit of FID (Heusel et al. 2017)."""
   x = _as_features(features, "features")
   if x.shape[0] < 2:
     raise ValueError("need at least 2 samples for a covariance")
@@ -81,7 +86,7 @@ def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-  """FID (Heusel et al. 2017; Dowson & Landau 1982): ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})."""
+  """FID (Heusel et al. 2017; Dowson & Landau 1982): ||mu1-mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})."""
   mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
   sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
   sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -144,7 +149,7 @@ def kernel_inception_distance(real_features, fake_features, num_subsets: int = 1
 # ----------------------------------------------------------------------------- manifold metrics
 
 def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
-  """Improved precision/recall (Kynkäänniemi et al. 2019, Sec. 2): coverage of k-NN-ball manifolds."""
+  """Improved precision/recall (Kynkäänniemi et al. 2019, Sec. 2) on k-NN-ball manifolds."""
   real, fake = _as_pair(real_features, fake_features)
   real_in_fake, _ = _ball_membership(real, fake, _knn_sq_radii(fake, k))
   fake_in_real, _ = _ball_membership(fake, real, _knn_sq_radii(real, k))

@@ -136,12 +136,10 @@ def _conv_dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
   return lax.ConvDimensionNumbers(lhs_spec, rhs_spec, lhs_spec)
 
 
-def _crop_negative(x: jax.Array, pads: Sequence[tuple[int, int]]) -> jax.Array:
-  """Applies the negative parts of spatial paddings as slices (conv gets the rest)."""
-  idx = [slice(None)]
-  for (lo, hi), size in zip(pads, x.shape[1:-1]):
-    idx.append(slice(max(-lo, 0), size - max(-hi, 0)))
-  return x[tuple(idx + [slice(None)])]
+def _pad_spatial(x: jax.Array, pads: Sequence[tuple[int, int]]) -> jax.Array:
+  """Pads (or, for negative pads, crops) the spatial axes of [N, spatial..., C]."""
+  cfg = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
+  return lax.pad(x, jnp.zeros((), x.dtype), cfg)
 
 
 def phase_conv_transpose(
@@ -173,10 +171,11 @@ def phase_conv_transpose(
   plans = [_axis_plan(n, k, s, d, p)
            for n, k, s, d, p in zip(x.shape[1:-1], ks, strides, dil, tpads)]
   w = _phase_kernel(kernel, plans)
-  x = _crop_negative(x, [p.pad for p in plans])
+  # Explicit pad + VALID conv: XLA:CPU's weight gradient of a conv whose padding
+  # grows the output (sum of pads > K'-1) is ~20x slower than the VALID form.
+  x = _pad_spatial(x, [p.pad for p in plans])
   y = lax.conv_general_dilated(
-      x, w, (1,) * nsp, [(max(lo, 0), max(hi, 0)) for lo, hi in (p.pad for p in plans)],
-      dimension_numbers=dn, precision=precision,
+      x, w, (1,) * nsp, 'VALID', dimension_numbers=dn, precision=precision,
       preferred_element_type=preferred_element_type)
   y = _depth_to_space(y, strides)
   return y[(slice(None),) + tuple(slice(p.start, p.start + p.length) for p in plans)]

@@ -1,0 +1,7 @@
+"""GAN on the 5x5 Gaussian grid, MLPs: the mode-collapse benchmark. Recipe after ':' (gan, wgan, wgan_gp)."""
+from genjax.configs import gan_config
+
+
+def get_config(recipe="gan"):
+  return gan_config(recipe or "gan", {"name": "toy2d", "mixture": "grid"}, 256,
+                    optimizer={"learning_rate": 1e-3}, latent_dim=8, hidden=(128, 128, 128))

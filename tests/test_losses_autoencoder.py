@@ -1,0 +1,87 @@
+"""The autoencoder terms: contractive penalty against finite differences and closed forms."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genjax import losses
+
+
+def _mlp_encoder(key, sizes, activation=jnp.tanh):
+  keys = jax.random.split(key, len(sizes) - 1)
+  weights = [jax.random.normal(k, (a, b), jnp.float64) / np.sqrt(a)
+             for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+
+  def encode(x):  # one example, flattened
+    h = x.reshape(-1)
+    for i, w in enumerate(weights):
+      h = h @ w
+      if i < len(weights) - 1:
+        h = activation(h)
+    return h
+  return encode
+
+
+def _finite_difference_penalty(encode, x, eps=1e-6):
+  """||J||_F^2 from central differences, column by column."""
+  flat = x.reshape(-1)
+  steps = eps * jnp.eye(flat.size, dtype=flat.dtype)
+  encode_flat = jax.vmap(lambda v: encode(v.reshape(x.shape)))
+  columns = (encode_flat(flat + steps) - encode_flat(flat - steps)) / (2 * eps)
+  return float(jnp.sum(columns ** 2))
+
+
+@pytest.fixture
+def x64():
+  with jax.enable_x64(True):
+    yield
+
+
+@pytest.mark.parametrize("mode", ["fwd", "rev", "auto"])
+def test_jacobian_penalty_matches_finite_differences(x64, mode):
+  encode = _mlp_encoder(jax.random.key(0), [12, 7, 3])
+  x = jax.random.normal(jax.random.key(1), (4, 3, 4), jnp.float64)
+  penalty = jax.jit(losses.jacobian_frobenius_penalty, static_argnums=(0, 2))(encode, x, mode)
+  expected = [_finite_difference_penalty(encode, xi) for xi in x]
+  assert penalty.shape == (4,)
+  np.testing.assert_allclose(penalty, expected, rtol=1e-7)
+
+
+def test_jacobian_penalty_of_linear_encoder_is_frobenius_norm_of_weights(x64):
+  w = jax.random.normal(jax.random.key(2), (10, 4), jnp.float64)
+  x = jax.random.normal(jax.random.key(3), (5, 10), jnp.float64)
+  for mode in ("fwd", "rev"):
+    penalty = losses.jacobian_frobenius_penalty(lambda xi: xi @ w + 1.0, x, mode)
+    np.testing.assert_allclose(penalty, np.full(5, float(jnp.sum(w ** 2))), rtol=1e-12)
+
+
+def test_jacobian_modes_agree_on_conv_encoder():
+  import flax.linen as nn
+  encoder = nn.Sequential([nn.Conv(4, (3, 3), strides=(2, 2)), nn.sigmoid,
+                           lambda h: h.reshape(h.shape[0], -1), nn.Dense(5)])
+  x = jax.random.uniform(jax.random.key(4), (3, 8, 8, 1))
+  params = encoder.init(jax.random.key(5), x)
+  encode = lambda xi: encoder.apply(params, xi[None])[0]
+  penalty = jax.jit(losses.jacobian_frobenius_penalty, static_argnums=(0, 2))
+  fwd, rev = penalty(encode, x, "fwd"), penalty(encode, x, "rev")
+  np.testing.assert_allclose(fwd, rev, rtol=1e-5)
+  assert np.all(fwd > 0)
+
+
+def test_jacobian_penalty_rejects_unknown_mode():
+  with pytest.raises(ValueError, match="'fwd', 'rev' or 'auto'"):
+    losses.jacobian_frobenius_penalty(lambda v: v, jnp.ones((2, 3)), "sideways")
+
+
+def test_sparsity_and_squared_error_closed_forms():
+  z = jnp.array([[1.0, -2.0, 0.5], [0.0, 0.0, -3.0]])
+  np.testing.assert_allclose(losses.l1_sparsity(z), [3.5, 3.0])
+  x = jnp.zeros((2, 2, 2, 1))
+  y = x.at[0, 0, 0, 0].set(2.0).at[1].set(1.0)
+  np.testing.assert_allclose(losses.squared_error(y, x), [4.0, 4.0])
+
+
+def test_sigmoid_cross_entropy_is_stable_for_large_logits():
+  logits = jnp.array([[80.0, -80.0]])
+  np.testing.assert_allclose(losses.sigmoid_cross_entropy(logits, jnp.array([[1.0, 0.0]])), [0.0], atol=1e-6)
+  np.testing.assert_allclose(losses.sigmoid_cross_entropy(logits, jnp.array([[0.0, 1.0]])), [160.0], rtol=1e-6)
