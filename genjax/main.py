@@ -15,6 +15,15 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many draws --mode sample makes.")
 
 
+def _enable_compilation_cache() -> None:
+  """Re-running an experiment on a laptop skips XLA compilation (often most of a short run)."""
+  import jax
+  path = os.environ.get("GENJAX_COMPILATION_CACHE", os.path.join("~", ".cache", "genjax", "xla"))
+  if path:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _maybe_initialize_distributed() -> None:
   """Multi-host: jax.distributed reads the coordinator from the environment (or the TPU metadata)."""
   import jax
@@ -50,6 +59,7 @@ def main(argv) -> None:
     _fail("--workdir is required, e.g. --workdir runs/ae_mlp")
   try:
     validate(config)
+    _enable_compilation_cache()
     _maybe_initialize_distributed()
     if _MODE.value == "train":
       train.train(config, _WORKDIR.value)

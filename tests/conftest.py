@@ -1,7 +1,11 @@
 """Shared fixtures: one prepared-data directory per test session, never the user's cache."""
 import os
 
+import jax
 import pytest
+
+# Tests train many tiny models whose steps recompile per Run: a per-session persistent cache turns
+# repeated compilations (resume tests, CLI subprocesses) into loads.
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,3 +19,12 @@ def genjax_data_dir(tmp_path_factory):
     os.environ.pop("GENJAX_DATA_DIR", None)
   else:
     os.environ["GENJAX_DATA_DIR"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+  path = os.environ.get("GENJAX_COMPILATION_CACHE") or str(tmp_path_factory.mktemp("xla"))
+  os.environ["GENJAX_COMPILATION_CACHE"] = path  # CLI subprocesses share it
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  yield path

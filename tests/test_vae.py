@@ -36,11 +36,16 @@ def test_gaussian_kl_textbook_formula_monte_carlo_and_zero():
   np.testing.assert_allclose(kl, textbook, rtol=1e-5)
 
   # E_q[log q(z) - log p(z)] from 200k draws, within 4 standard errors.
-  z = vae.reparameterize(jax.random.key(1), jnp.asarray(mean, jnp.float32),
-                         jnp.asarray(logvar, jnp.float32), 200_000)
-  log_ratio = (jax.vmap(lambda zi: losses.gaussian_log_likelihood(zi, mean, logvar))(z)
-               - jax.vmap(losses.standard_normal_log_density)(z))
-  stderr = np.std(log_ratio, axis=0) / math.sqrt(z.shape[0])
+  mean32, logvar32 = jnp.asarray(mean, jnp.float32), jnp.asarray(logvar, jnp.float32)
+
+  @jax.jit
+  def log_ratios(key):
+    z = vae.reparameterize(key, mean32, logvar32, 200_000)
+    return (jax.vmap(lambda zi: losses.gaussian_log_likelihood(zi, mean32, logvar32))(z)
+            - jax.vmap(losses.standard_normal_log_density)(z))
+
+  log_ratio = np.asarray(log_ratios(jax.random.key(1)))
+  stderr = np.std(log_ratio, axis=0) / math.sqrt(log_ratio.shape[0])
   assert np.all(np.abs(np.mean(log_ratio, axis=0) - kl) < 4 * stderr + 1e-4)
 
   zeros = jnp.zeros((2, 5))
@@ -87,11 +92,13 @@ def test_exact_posterior_bounds_equal_log_px():
     model = _ppca()
     mean, logvar = model["mean"], model["logvar"]
     # log p(x, z) - log q(z|x) = log p(x) for EVERY z when q is the exact posterior.
-    log_weights = _log_weight_fn(model, mean, logvar)(jax.random.key(0), model["x"], 16)
+    log_weights = jax.jit(_log_weight_fn(model, mean, logvar), static_argnums=2)(
+        jax.random.key(0), model["x"], 16)
     assert log_weights.dtype == jnp.float64
     np.testing.assert_allclose(log_weights, np.broadcast_to(model["log_px"], log_weights.shape),
                                rtol=0, atol=1e-10)
-    iwae = vae.iwae_terms(model["log_likelihood_fn"], jax.random.key(1), mean, logvar, 7)["bound"]
+    iwae = jax.jit(lambda key: vae.iwae_terms(model["log_likelihood_fn"], key, mean, logvar,
+                                              7)["bound"])(jax.random.key(1))
     np.testing.assert_allclose(iwae, model["log_px"], rtol=0, atol=1e-10)
 
     # The closed-form-KL ELBO with E_q[log p(x|z)] in closed form (linear decoder):
@@ -104,7 +111,8 @@ def test_exact_posterior_bounds_equal_log_px():
     np.testing.assert_allclose(elbo, model["log_px"], rtol=0, atol=1e-10)
 
     # The training ELBO (Monte-Carlo reconstruction, closed-form KL) is unbiased for it.
-    terms = vae.elbo_terms(model["log_likelihood_fn"], jax.random.key(2), mean, logvar, 20_000)
+    terms = jax.jit(lambda key: vae.elbo_terms(model["log_likelihood_fn"], key, mean, logvar,
+                                               20_000))(jax.random.key(2))
     np.testing.assert_allclose(terms["elbo"], model["log_px"], atol=0.05)
 
 
@@ -113,12 +121,12 @@ def test_iwae_bound_below_log_px_and_increasing_in_k():
     model = _ppca()
     # A perturbed q: shifted mean, twice-too-wide variance.
     mean, logvar = model["mean"] + 0.4, model["logvar"] + math.log(2.0)
-    repeats = 400
+    repeats = 200
     bounds, stderrs = [], []
     for k in (1, 10, 100, 1000):
       keys = jax.random.split(jax.random.key(k), repeats)
-      values = jax.vmap(lambda key: vae.iwae_terms(model["log_likelihood_fn"], key, mean, logvar,
-                                                   k)["bound"])(keys)  # [repeats, batch]
+      values = jax.jit(jax.vmap(lambda key: vae.iwae_terms(
+          model["log_likelihood_fn"], key, mean, logvar, k)["bound"]))(keys)  # [repeats, batch]
       bounds.append(np.mean(values, axis=0))
       stderrs.append(np.std(values, axis=0) / math.sqrt(repeats))
     bounds, stderrs = np.array(bounds), np.array(stderrs)
@@ -136,9 +144,10 @@ def test_chunked_importance_sampling_converges_and_chunks_exactly():
     log_weight_fn = _log_weight_fn(model, mean, logvar)
     rng, x = jax.random.key(5), model["x"]
     # Chunking is exact: 2 full chunks of 500 + a last one of 250 = one logsumexp over all 1250.
-    chunked = likelihood.importance_sampled_log_likelihood(log_weight_fn, rng, x, 1250, 500)
-    all_weights = jnp.concatenate([log_weight_fn(jax.random.fold_in(rng, i), x, size)
-                                   for i, size in enumerate((500, 500, 250))])
+    chunked = jax.jit(lambda: likelihood.importance_sampled_log_likelihood(
+        log_weight_fn, rng, x, 1250, 500))()
+    all_weights = jax.jit(lambda: jnp.concatenate([
+        log_weight_fn(jax.random.fold_in(rng, i), x, size) for i, size in enumerate((500, 500, 250))]))()
     np.testing.assert_allclose(chunked, jax.nn.logsumexp(all_weights, axis=0) - math.log(1250),
                                rtol=0, atol=1e-10)
     estimate = jax.jit(lambda: likelihood.importance_sampled_log_likelihood(
@@ -159,17 +168,19 @@ def test_reparameterised_gradient_matches_central_differences():
 
     mean = jnp.array([[0.3, -1.2, 0.7]])
     logvar = jnp.array([[-0.5, 0.2, -1.0]])
-    grad_mean, grad_logvar = jax.grad(objective, argnums=(0, 1))(mean, logvar)
+    grad_mean, grad_logvar = jax.jit(jax.grad(objective, argnums=(0, 1)))(mean, logvar)
+    objective = jax.jit(objective)
     h = 1e-6
     for i in range(3):
-      e = jnp.zeros_like(mean).at[0, i].set(h)
+      e = np.zeros(mean.shape)
+      e[0, i] = h
       fd_mean = (objective(mean + e, logvar) - objective(mean - e, logvar)) / (2 * h)
       fd_logvar = (objective(mean, logvar + e) - objective(mean, logvar - e)) / (2 * h)
       assert float(grad_mean[0, i]) == pytest.approx(float(fd_mean), rel=1e-6, abs=1e-8)
       assert float(grad_logvar[0, i]) == pytest.approx(float(fd_logvar), rel=1e-6, abs=1e-8)
     # d/dmu E[z^2] = 2 mu for z ~ N(mu, s^2), in expectation over many eps.
     square = lambda m: jnp.mean(vae.reparameterize(rng, m, logvar, 200_000) ** 2, axis=0).sum()
-    np.testing.assert_allclose(jax.grad(square)(mean), 2 * mean, atol=0.03)
+    np.testing.assert_allclose(jax.jit(jax.grad(square))(mean), 2 * mean, atol=0.03)
 
 
 # ----------------------------------------------------------------------------- schedule, pictures, config
@@ -185,8 +196,8 @@ def test_manifold_grid_is_inverse_normal_cdf_of_uniform_grid():
   assert grid.shape == (15, 15, 2)
   from scipy.stats import norm
   expected = norm.ppf(np.linspace(0.05, 0.95, 15))
-  np.testing.assert_allclose(grid[0, :, 0], expected, rtol=1e-5)  # z1 along a row
-  np.testing.assert_allclose(grid[::-1, 0, 1], expected, rtol=1e-5)  # z2 grows upwards
+  np.testing.assert_allclose(grid[0, :, 0], expected, atol=1e-5)  # z1 along a row
+  np.testing.assert_allclose(grid[::-1, 0, 1], expected, atol=1e-5)  # z2 grows upwards
 
 
 def test_validate_rejects_bad_vae_keys():
@@ -199,27 +210,44 @@ def test_validate_rejects_bad_vae_keys():
       validate(config)
 
 
+def _tiny_config(**model):
+  return vae_config(latent_dim=2, hidden=(16,), features=(4, 8), **model)
+
+
+def _tiny_batch():
+  return {"x": jnp.asarray(np.random.default_rng(0).uniform(size=(8, 8, 8, 1)), jnp.float32)}
+
+
 @pytest.mark.parametrize("model", [
     dict(likelihood="gaussian", decoder_variance="learned", architecture="conv"),
     dict(likelihood="gaussian", decoder_variance=0.05, objective="iwae", num_importance_samples=3),
     dict(beta=4.0, kl_warmup_steps=10)])
-def test_variants_step_and_draw(model, data_dir):
-  config = vae_config(latent_dim=2, hidden=(16,), features=(4, 8), **model)
-  config.dataset.data_dir = data_dir
+def test_variants_take_a_finite_step(model):
+  config = _tiny_config(**model)
   validate(config)
   objective = vae.VAEObjective(config)
-  x = jnp.asarray(np.random.default_rng(0).uniform(size=(8, 8, 8, 1)), jnp.float32)
-  state = objective.init(jax.random.key(0), {"x": x})
-  state, metrics = jax.jit(objective.step)(state, {"x": x}, jax.random.key(1))
+  batch = _tiny_batch()
+  state = objective.init(jax.random.key(0), batch)
+  state, metrics = jax.jit(objective.step)(state, batch, jax.random.key(1))
   assert all(np.isfinite(float(v)) for v in metrics.values())
   expected_beta = 0.0 if model.get("kl_warmup_steps") else float(model.get("beta", 1.0))
   assert float(metrics["beta"]) == pytest.approx(expected_beta)
-  pictures = jax.jit(objective.pictures)(state, {"x": x}, jax.random.key(2))
+  assert float(metrics["loss"]) == pytest.approx(-float(metrics["bound"]), rel=1e-6)
+
+
+def test_pictures_and_samples_shapes():
+  objective = vae.VAEObjective(_tiny_config())
+  batch = _tiny_batch()
+  state = objective.init(jax.random.key(0), batch)
+  pictures = jax.jit(objective.pictures)(state, batch, jax.random.key(2))
   assert pictures["manifold"].shape == (15, 15, 8, 8, 1)
   assert pictures["samples"].shape == (64, 8, 8, 1)
   assert pictures["interpolation"].shape == (4, 10, 8, 8, 1)
+  assert pictures["reconstructions"].shape == (2, 8, 8, 8, 1)
   for array in pictures.values():
     assert 0.0 <= float(jnp.min(array)) and float(jnp.max(array)) <= 1.0
+  # The same key gives the same prior draws: snapshots share z.
+  np.testing.assert_array_equal(objective.sample(state, jax.random.key(2), 64), pictures["samples"])
 
 
 def test_binarized_test_set_is_fixed():
@@ -240,21 +268,18 @@ def _digits_config(data_dir: str, num_steps: int):
 
 
 def test_vae_mlp_on_digits_improves_test_elbo(data_dir, tmp_path):
-  results = {}
-  for num_steps in (1, 150):
-    workdir = str(tmp_path / f"run{num_steps}")
-    config = _digits_config(data_dir, num_steps)
-    validate(config)
-    train(config, workdir)
-    results[num_steps] = modes.evaluate(config, workdir)
-  trained, untrained = results[150], results[1]
-  with open(os.path.join(str(tmp_path / "run150"), "eval.json")) as f:
+  workdir = str(tmp_path / "run")
+  config = _digits_config(data_dir, 150)
+  validate(config)
+  train(config, workdir)
+  trained = modes.evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
     assert json.load(f)["likelihood"] == "bernoulli"
-  # Measured: about -44 nats after 1 step, about -29 after 150 (-25.7 after 300).
-  assert trained["test_elbo"] > untrained["test_elbo"] + 8.0
-  assert trained["test_elbo"] > -34.0
+  # Measured on this config: test ELBO -44.4 after 1 step (= 64 ln 2: logits start near 0),
+  # about -29 after 150 steps and -25.7 after 300.
+  assert trained["test_elbo"] > -35.0
   # The importance-sampled estimate is a tighter bound than the ELBO (up to Monte-Carlo noise).
   assert -trained["test_nll"] >= trained["test_elbo"] - 0.1
   assert trained["test_bits_per_dim"] == pytest.approx(trained["test_nll"] / (64 * math.log(2)))
   assert "note" in trained and trained["num_examples"] == 297
-  assert os.path.exists(str(tmp_path / "run150" / "images" / "manifold_final.png"))
+  assert os.path.exists(os.path.join(workdir, "images", "manifold_final.png"))

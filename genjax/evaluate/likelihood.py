@@ -62,13 +62,21 @@ def binarize_test_set(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def dataset_means(per_example_fn: Callable[[np.ndarray, int], dict[str, Array]],
-                  batches: Iterable[dict]) -> dict[str, float]:
-  """Means over a whole split of per-example values: `per_example_fn(x, batch_index)` -> {name: [b]}."""
+                  batches: Iterable[dict], pad_to: int | None = None) -> dict[str, float]:
+  """Means over a whole split of per-example values: `per_example_fn(x, batch_index)` -> {name: [b]}.
+
+  With `pad_to`, a short last batch is padded (repeating its last row) and the padding dropped, so a
+  jitted `per_example_fn` compiles once.
+  """
   totals: dict[str, float] = {}
   count = 0
   for index, batch in enumerate(batches):
-    values = jax.device_get(per_example_fn(batch["x"], index))
+    x = np.asarray(batch["x"])
+    n = len(x)
+    if pad_to and n < pad_to:
+      x = np.concatenate([x, np.repeat(x[-1:], pad_to - n, axis=0)])
+    values = jax.device_get(per_example_fn(x, index))
     for name, value in values.items():
-      totals[name] = totals.get(name, 0.0) + float(np.sum(np.asarray(value, np.float64)))
-    count += len(batch["x"])
+      totals[name] = totals.get(name, 0.0) + float(np.sum(np.asarray(value, np.float64)[:n]))
+    count += n
   return {name: total / count for name, total in totals.items()} | {"num_examples": count}

@@ -141,8 +141,9 @@ class AutoencoderObjective:
     # Rows alternate 8 originals / their 8 reconstructions ([rows, cols, H, W, C] keeps the layout).
     pairs = jnp.stack([x, self.reconstruct(state, x)]).reshape((2, -1, 8) + x.shape[1:])
     recon = jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:])
-    return {"reconstructions": recon,
-            "interpolation": self.interpolate(state, x[:min(half, 8)], x[half:half + min(half, 8)])}
+    # Interpolation first: it is what `--mode sample` keeps as samples.npy for a model without a prior.
+    return {"interpolation": self.interpolate(state, x[:min(half, 8)], x[half:half + min(half, 8)]),
+            "reconstructions": recon}
 
   def evaluate(self, state: TrainState, arrays: dict, rng: jax.Array) -> dict[str, float]:
     """Test-set means of every loss term (nats or squared error per example) on clean inputs."""

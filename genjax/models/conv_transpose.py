@@ -166,8 +166,9 @@ def phase_conv_transpose(
   if all(s == 1 for s in strides):
     # Stride 1 has a single phase: conv_transpose is already a plain conv.
     return lax.conv_general_dilated(
-        x, kernel, (1,) * nsp, tpads, rhs_dilation=dil, dimension_numbers=dn,
-        precision=precision, preferred_element_type=preferred_element_type)
+        _pad_spatial(x, tpads), kernel, (1,) * nsp, 'VALID', rhs_dilation=dil,
+        dimension_numbers=dn, precision=precision,
+        preferred_element_type=preferred_element_type)
   plans = [_axis_plan(n, k, s, d, p)
            for n, k, s, d, p in zip(x.shape[1:-1], ks, strides, dil, tpads)]
   w = _phase_kernel(kernel, plans)
