@@ -13,6 +13,8 @@ def base_config(**overrides) -> ConfigDict:
   config.log_every = 100
   config.checkpoint_every = 1000
   config.sample_every = 500
+  config.keep_checkpoints = 3
+  config.skip_nonfinite = False  # True: drop (and count) updates with a non-finite loss instead of stopping
   config.dataset = ConfigDict({"name": "digits", "data_dir": "", "binarize": False})
   config.model = ConfigDict({"name": ""})
   config.optimizer = ConfigDict({"name": "adam", "learning_rate": 1e-3})

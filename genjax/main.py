@@ -13,6 +13,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment file: expe
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many draws --mode sample makes.")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir even though its config.json differs from --config.")
 
 
 def _enable_compilation_cache() -> None:
@@ -52,7 +54,11 @@ def main(argv) -> None:
   from genjax.data import DatasetError
 
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  config = _CONFIG.value
+  try:
+    config = _CONFIG.value
+    config.get("seed")  # config_flags defers a failed load until first use
+  except OSError as e:
+    _fail(" ".join(line.strip() for line in str(e).splitlines()[-2:]))
   if config is None:
     _fail("--config is required, e.g. --config experiments/ae_mlp.py")
   if not _WORKDIR.value:
@@ -62,7 +68,7 @@ def main(argv) -> None:
     _enable_compilation_cache()
     _maybe_initialize_distributed()
     if _MODE.value == "train":
-      train.train(config, _WORKDIR.value)
+      train.train(config, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
       logging.info("done: %s (pictures in %s)", _WORKDIR.value, os.path.join(_WORKDIR.value, "images"))
     elif _MODE.value == "eval":
       modes.evaluate(config, _WORKDIR.value)
@@ -74,8 +80,46 @@ def main(argv) -> None:
     _fail(e.args[0] if e.args else str(e))
 
 
+def _unknown_override(argv: list[str]) -> str | None:
+  """The first --config.KEY=VALUE whose KEY the experiment file does not define, if any."""
+  import importlib.util
+  from ml_collections import ConfigDict
+  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if path is None and "--config" in argv:
+    path = argv[argv.index("--config") + 1]
+  if path is None:
+    return None
+  file, _, arg = path.partition(":")
+  spec = importlib.util.spec_from_file_location("experiment", file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg) if arg else module.get_config()
+  for override in (a for a in argv if a.startswith("--config.")):
+    node = config
+    for part in override[len("--config."):].split("=", 1)[0].split("."):
+      if not isinstance(node, ConfigDict) or part not in node:
+        known = ", ".join(sorted(node.keys())) if isinstance(node, ConfigDict) else "none (not a group)"
+        return f"{override.split('=', 1)[0]}: unknown config key {part!r}; known here: {known}"
+      node = node[part]
+  return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing with every failure (bad file, unknown key, bad value) as one line, exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0])
+  except Exception as e:  # config_flags surfaces unknown keys as AttributeError/KeyError
+    try:
+      detail = _unknown_override(argv[1:])
+    except Exception:
+      detail = None
+    _fail(detail or f"could not read the config: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
 def run() -> None:
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

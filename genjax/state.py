@@ -22,11 +22,13 @@ class TrainState:
   params: Any
   opt_state: Any
   extras: Any = flax.struct.field(default_factory=dict)
+  # Updates dropped for a non-finite loss or parameter (only with `skip_nonfinite`).
+  skipped: jax.Array = flax.struct.field(default_factory=lambda: jnp.zeros((), jnp.int32))
 
   @classmethod
   def create(cls, rng: jax.Array, params, opt_state, extras=None) -> "TrainState":
     return cls(step=jnp.zeros((), jnp.int32), rng=rng, params=params, opt_state=opt_state,
-               extras={} if extras is None else extras)
+               extras={} if extras is None else extras, skipped=jnp.zeros((), jnp.int32))
 
 
 def step_key(state: TrainState) -> jax.Array:

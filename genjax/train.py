@@ -5,8 +5,8 @@ current replacement for `jax.pmap`; the same code runs on 1 CPU, 8 simulated dev
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import time
 from typing import Any, Callable
@@ -24,6 +24,7 @@ from genjax import images as genjax_images
 from genjax.config import ConfigError
 from genjax.objective import has_ability
 from genjax.registry import MODELS
+from genjax.safety import StopRequest, WorkdirLock, check_resume_config
 from genjax.state import TrainState, step_key
 
 # Salt for the fixed key of periodic pictures, so they use the same noise at every snapshot.
@@ -141,10 +142,35 @@ class Run:
     return shard_batch(self.batches()(0), self.mesh)
 
   def load_or_init(self) -> TrainState:
+    """The newest readable checkpoint, else a fresh state; an unreadable one is set aside, never
+    silently replaced by a fresh start."""
     batch = self.first_batch()
-    if self.latest_step() is not None:
-      return self.restore(batch)
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    for step in steps:
+      try:
+        state = self.restore(batch, step)
+      except Exception as e:  # orbax raises many types for truncated / garbled files
+        self._set_aside(step, e)
+        continue
+      if step != steps[0]:
+        logging.warning("resumed from step %d, the newest readable checkpoint", step)
+      return state
+    if steps:
+      raise TrainingError(f"no checkpoint in {self.workdir}/checkpoints could be read (tried {steps}); "
+                          f"they were moved to {self.workdir}/corrupt_checkpoints")
     return self.init_state(batch)
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    """Moves an unreadable checkpoint out of the manager's directory so it can be rewritten."""
+    source = os.path.join(self.workdir, "checkpoints", str(step))
+    target = os.path.join(self.workdir, "corrupt_checkpoints", f"{step}-{int(time.time())}")
+    logging.warning("checkpoint %d is unreadable (%s: %s); moving it to %s and trying an older one",
+                    step, type(error).__name__, str(error).splitlines()[0][:200], target)
+    if self.is_chief:
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      os.replace(source, target)
+    self._manager.close()
+    self._manager = None  # it cached the step list
 
   # -- pictures
   def picture_batch(self, n: int = 64) -> dict:
@@ -207,8 +233,14 @@ class MetricsWriter:
 
 
 def _mean_metrics(history: list[dict]) -> dict[str, float]:
+  """Interval means over finite values (a skipped update's NaN metrics would hide the rest)."""
   stacked = jax.device_get(history)  # the only host sync of the loop, once per log_every steps
-  return {k: float(np.mean([np.asarray(m[k]) for m in stacked])) for k in stacked[0]}
+  means = {}
+  for k in stacked[0]:
+    values = np.asarray([np.asarray(m[k], np.float64) for m in stacked])
+    finite = values[np.isfinite(values)]
+    means[k] = float(finite.mean()) if finite.size else float("nan")
+  return means
 
 
 def _format_eta(seconds: float) -> str:
@@ -216,21 +248,29 @@ def _format_eta(seconds: float) -> str:
   return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def check_finite(step: int, metrics: dict[str, float]) -> None:
-  bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-  if bad:
-    raise TrainingError(
-        f"non-finite metrics at step {step}: {bad}; the last good checkpoint is kept. "
-        f"Hint: lower optimizer.learning_rate or enable optimizer.grad_clip_norm")
-
-
 # ----------------------------------------------------------------------------- train
 
-def make_train_step(objective, mesh: Mesh, state_sharding) -> Callable:
-  """jit(objective.step) with the batch sharded over `data`, the state replicated and donated."""
+def _all_finite(tree) -> jax.Array:
+  leaves = [x for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool = False) -> Callable:
+  """jit(objective.step) with the batch sharded over `data`, the state replicated and donated.
+
+  With `skip_nonfinite`, an update whose metrics or new parameters are not finite is dropped
+  (params, optimizer and family state keep their old values) and counted in `state.skipped`.
+  """
 
   def train_step(state: TrainState, batch: dict):
     new_state, metrics = objective.step(state, batch, step_key(state))
+    if skip_nonfinite:
+      finite = _all_finite((metrics, new_state.params))
+      keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+      new_state = new_state.replace(
+          params=keep(new_state.params, state.params), opt_state=keep(new_state.opt_state, state.opt_state),
+          extras=keep(new_state.extras, state.extras), skipped=state.skipped + (1 - finite.astype(jnp.int32)))
+      metrics = {**metrics, "update_skipped": 1 - finite.astype(jnp.float32)}  # interval mean: the fraction
     return new_state.replace(step=state.step + 1), metrics
 
   return jax.jit(train_step, in_shardings=(state_sharding, NamedSharding(mesh, P("data"))),
@@ -243,11 +283,40 @@ def write_config(config: ConfigDict, workdir: str) -> None:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def train(config: ConfigDict, workdir: str, mesh: Mesh | None = None) -> TrainState:
+def _first_nonfinite(first_step: int, history: list[dict]) -> tuple[int, dict] | None:
+  """(step, offending terms) of the first logged-interval step whose metrics are not all finite."""
+  for i, metrics in enumerate(jax.device_get(history)):
+    bad = {k: float(v) for k, v in metrics.items() if not np.all(np.isfinite(v))}
+    if bad:
+      return first_step + i, bad
+  return None
+
+
+def _raise_nonfinite(found: tuple[int, dict]) -> None:
+  step, bad = found
+  raise TrainingError(
+      f"non-finite loss at step {step}: {bad}; stopped, the last good checkpoint is kept. "
+      f"Hint: lower optimizer.learning_rate, set optimizer.grad_clip_norm, or set "
+      f"skip_nonfinite=True to drop such updates and count them")
+
+
+def train(config: ConfigDict, workdir: str, mesh: Mesh | None = None,
+          allow_config_change: bool = False) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state."""
   run = Run(config, workdir, mesh)
-  if run.is_chief:
-    write_config(config, run.workdir)
+  lock = WorkdirLock(run.workdir) if run.is_chief else contextlib.nullcontext()
+  with lock, StopRequest() as stop:
+    check_resume_config(run.workdir, config, allow_config_change)
+    if run.is_chief:
+      write_config(config, run.workdir)
+    try:
+      return _train_loop(run, stop)
+    finally:
+      run.close()
+
+
+def _train_loop(run: Run, stop: StopRequest) -> TrainState:
+  config = run.config
   batches = run.batches()
   state = run.load_or_init()
   start = int(state.step)
@@ -257,35 +326,53 @@ def train(config: ConfigDict, workdir: str, mesh: Mesh | None = None) -> TrainSt
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("%s on %s: %d parameters, %d devices", config.model.name, config.dataset.name,
                  n_params, run.mesh.devices.size)
-  train_step = make_train_step(run.objective, run.mesh, replicated(run.mesh))
+  train_step = make_train_step(run.objective, run.mesh, replicated(run.mesh),
+                               bool(config.get("skip_nonfinite", False)))
   writer = MetricsWriter(run.workdir, run.is_chief)
   history: list[dict] = []
+  # With skip_nonfinite the step itself drops bad updates; otherwise the loop stops on them.
+  check = (lambda first, hist: None) if config.get("skip_nonfinite", False) else _first_nonfinite
   tick, tick_step = time.perf_counter(), start
   try:
-    for step in range(start, config.num_steps):
+    step = start
+    while step < config.num_steps and not stop:
       state, metrics = train_step(state, shard_batch(batches(step), run.mesh))
       history.append(metrics)
-      done = step + 1
-      if done % config.log_every == 0 or done == config.num_steps:
+      step += 1
+      if step % config.log_every == 0 or step == config.num_steps:
+        found = check(step - len(history) + 1, history)
+        if found:
+          _raise_nonfinite(found)
         means = _mean_metrics(history)
         history = []
-        check_finite(done, means)
-        writer.write(done, means)
+        writer.write(step, means)
         now = time.perf_counter()
-        rate = (done - tick_step) / max(now - tick, 1e-9)
-        tick, tick_step = now, done
-        logging.info("step %d/%d | %.1f steps/s | ETA %s | %s", done, config.num_steps, rate,
-                     _format_eta((config.num_steps - done) / max(rate, 1e-9)),
+        rate = (step - tick_step) / max(now - tick, 1e-9)
+        tick, tick_step = now, step
+        logging.info("step %d/%d | %.1f steps/s | ETA %s | %s", step, config.num_steps, rate,
+                     _format_eta((config.num_steps - step) / max(rate, 1e-9)),
                      " ".join(f"{k} {v:.4g}" for k, v in sorted(means.items())))
-      if done % config.checkpoint_every == 0:
-        run.save(state)
-      if config.sample_every and done % config.sample_every == 0:
-        run.write_pictures(state, f"{done:06d}")
-    run.save(state, force=True)
+      if step % config.checkpoint_every == 0:
+        _save_if_finite(run, state, history, step, check)
+      if config.sample_every and step % config.sample_every == 0:
+        run.write_pictures(state, f"{step:06d}")
+    _save_if_finite(run, state, history, step, check, force=True)
+    if stop:
+      logging.warning("stopped by %s at step %d; checkpoint written, rerun the same command to resume",
+                      stop.signal_name, step)
+      return state
     paths = run.write_pictures(state, "final")
     if paths:
       logging.info("pictures: %s", ", ".join(paths))
   finally:
     writer.close()
-    run.close()
   return state
+
+
+def _save_if_finite(run: Run, state: TrainState, history: list[dict], step: int, check,
+                    force: bool = False) -> None:
+  """Checkpoints only a state whose unlogged metrics are finite: a NaN never overwrites a good run."""
+  found = check(step - len(history) + 1, history) if history else None
+  if found:
+    _raise_nonfinite(found)
+  run.save(state, force=force)

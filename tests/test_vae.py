@@ -275,9 +275,9 @@ def test_vae_mlp_on_digits_improves_test_elbo(data_dir, tmp_path):
   trained = modes.evaluate(config, workdir)
   with open(os.path.join(workdir, "eval.json")) as f:
     assert json.load(f)["likelihood"] == "bernoulli"
-  # Measured on this config: test ELBO -44.4 after 1 step (= 64 ln 2: logits start near 0),
-  # about -29 after 150 steps and -25.7 after 300.
-  assert trained["test_elbo"] > -35.0
+  # Measured on this config: test ELBO -43.7 after 1 step (logits start near 0: 64 ln 2 = 44.4),
+  # -26.4 after 150 steps, -25.7 after 300; the threshold leaves 6 nats of margin.
+  assert trained["test_elbo"] > -32.5
   # The importance-sampled estimate is a tighter bound than the ELBO (up to Monte-Carlo noise).
   assert -trained["test_nll"] >= trained["test_elbo"] - 0.1
   assert trained["test_bits_per_dim"] == pytest.approx(trained["test_nll"] / (64 * math.log(2)))

@@ -38,7 +38,8 @@ def reverse_kl_to_uniform(histogram: np.ndarray) -> float:
 
 def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float,
                   num_std: float = 3.0) -> dict[str, float]:
-  """modes_covered (count), high_quality_percent, reverse_kl (nats), and the number of modes."""
+  """modes_covered (count), high_quality_percent, reverse_kl (nats), the number of modes, and the
+  mean distance to the nearest centre (a continuous signal before any sample is high quality)."""
   samples = np.asarray(samples, np.float64)
   finite = np.all(np.isfinite(samples), axis=1)
   nearest, distance = nearest_modes(np.where(finite[:, None], samples, 1e30), centres)
@@ -46,6 +47,7 @@ def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float,
   num_modes = len(centres)
   covered = np.unique(nearest[high_quality])
   return {"modes_covered": int(len(covered)), "num_modes": int(num_modes),
+          "mean_mode_distance": float(np.mean(distance[finite])) if finite.any() else float("inf"),
           "high_quality_percent": float(100.0 * np.mean(high_quality)),
           "reverse_kl": reverse_kl_to_uniform(mode_histogram(nearest[finite], num_modes)),
           "max_reverse_kl": math.log(num_modes)}
