@@ -3,3 +3,5 @@ from genjax import data  # noqa: F401  registers the datasets
 from genjax import models  # noqa: F401  registers the model families
 
 __version__ = "0.1.0"
+
+from genjax.api import Model, get_config, load, train  # noqa: E402  the notebook API

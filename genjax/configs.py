@@ -9,7 +9,8 @@ def base_config(**overrides) -> ConfigDict:
   config = ConfigDict()
   config.seed = 0
   config.num_steps = 2000
-  config.batch_size = 64
+  config.batch_size = 64  # the GLOBAL batch: split over all devices, so a multiple of their count
+  config.per_device_batch_size = 0  # > 0: batch_size = this * device count (constant per device)
   config.log_every = 100
   config.checkpoint_every = 1000
   config.sample_every = 500

@@ -15,6 +15,11 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many draws --mode sample makes.")
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "Resume a workdir even though its config.json differs from --config.")
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-host: HOST:PORT of process 0 (else $JAX_COORDINATOR_ADDRESS, "
+    "or found by jax on TPU pods, SLURM and Open MPI).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: how many processes in all.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process, in [0, num_processes).")
 
 
 def _enable_compilation_cache() -> None:
@@ -26,11 +31,34 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def _distributed_requested() -> bool:
+  """Flags or $JAX_COORDINATOR_ADDRESS, GENJAX_DISTRIBUTED=1 (=0 forces one process), or a launcher
+  that started several processes (srun, mpirun, a GKE TPU slice) and that jax can read."""
+  env = os.environ
+  if _COORDINATOR_ADDRESS.value or _NUM_PROCESSES.value or _PROCESS_ID.value is not None:
+    return True
+  if env.get("GENJAX_DISTRIBUTED") in ("0", "1"):
+    return env["GENJAX_DISTRIBUTED"] == "1"
+  several = lambda name: env.get(name, "1").isdigit() and int(env[name]) > 1
+  return bool(env.get("JAX_COORDINATOR_ADDRESS")
+              or ("SLURM_STEP_NODELIST" in env and several("SLURM_NTASKS"))
+              or several("OMPI_COMM_WORLD_SIZE")
+              or "," in env.get("TPU_WORKER_HOSTNAMES", "") + env.get("TPU_PROCESS_ADDRESSES", ""))
+
+
 def _maybe_initialize_distributed() -> None:
-  """Multi-host: jax.distributed reads the coordinator from the environment (or the TPU metadata)."""
+  """Multi-host: must run before any JAX computation. Arguments left None are read by jax itself:
+  the coordinator from $JAX_COORDINATOR_ADDRESS, all three from TPU metadata, SLURM or Open MPI."""
   import jax
-  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("GENJAX_DISTRIBUTED") == "1":
-    jax.distributed.initialize()
+  if not _distributed_requested():
+    return
+  try:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR_ADDRESS.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  except (ValueError, TypeError, RuntimeError) as e:
+    _fail(f"jax.distributed.initialize failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+          f"pass --coordinator_address, --num_processes and --process_id, or launch under a TPU pod, "
+          f"srun or mpirun")
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -49,7 +77,7 @@ def _fail(message: str) -> None:
 def main(argv) -> None:
   del argv
   import genjax  # noqa: F401  registers every family and dataset
-  from genjax import modes, train
+  from genjax import modes, trainer
   from genjax.config import ConfigError, validate
   from genjax.data import DatasetError
 
@@ -68,13 +96,13 @@ def main(argv) -> None:
     _enable_compilation_cache()
     _maybe_initialize_distributed()
     if _MODE.value == "train":
-      train.train(config, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+      trainer.train(config, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
       logging.info("done: %s (pictures in %s)", _WORKDIR.value, os.path.join(_WORKDIR.value, "images"))
     elif _MODE.value == "eval":
       modes.evaluate(config, _WORKDIR.value)
     else:
       modes.sample(config, _WORKDIR.value, _NUM_SAMPLES.value)
-  except (ConfigError, DatasetError, train.TrainingError, NotImplementedError) as e:
+  except (ConfigError, DatasetError, trainer.TrainingError, NotImplementedError) as e:
     _fail(str(e))
   except KeyError as e:  # unknown names from a registry
     _fail(e.args[0] if e.args else str(e))

@@ -11,7 +11,7 @@ from ml_collections import ConfigDict
 
 from genjax import images as genjax_images
 from genjax.objective import as_numpy, has_ability
-from genjax.train import Run
+from genjax.trainer import Run
 
 
 def _require(run: Run, ability: str, mode: str) -> None:
@@ -20,16 +20,20 @@ def _require(run: Run, ability: str, mode: str) -> None:
                               f"--mode {mode} is not available for it")
 
 
+def evaluation(run: Run, state) -> dict:
+  """The family's test-set numbers for `state`, keyed by step, dataset and model; JSON-ready."""
+  key = jax.random.fold_in(jax.random.key(run.config.seed), int(state.step))
+  results = {"step": int(state.step), "dataset": run.config.dataset.name, "model": run.config.model.name,
+             **as_numpy(run.objective.evaluate(state, run.test_arrays(), key))}
+  return {k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for k, v in results.items()}
+
+
 def evaluate(config: ConfigDict, workdir: str) -> dict:
   """Test-set numbers of the latest checkpoint -> WORKDIR/eval.json."""
   run = Run(config, workdir)
   try:
     _require(run, "evaluate", "eval")
-    state = run.restore(run.first_batch())
-    key = jax.random.fold_in(jax.random.key(config.seed), int(state.step))
-    results = {"step": int(state.step), "dataset": config.dataset.name, "model": config.model.name,
-               **as_numpy(run.objective.evaluate(state, run.test_arrays(), key))}
-    results = {k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for k, v in results.items()}
+    results = evaluation(run, run.restore(run.first_batch()))
     if run.is_chief:
       with open(os.path.join(run.workdir, "eval.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True, default=lambda v: np.asarray(v).tolist())

@@ -1,4 +1,4 @@
-"""The protocol a model family implements to plug into the one training loop (see genjax/train.py)."""
+"""The protocol a model family implements to plug into the one training loop (see genjax/trainer.py)."""
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from genjax import modes, train
+from genjax import modes, trainer
 from genjax.config import ConfigError, validate
 from tests.helpers import leaves, load_experiment, read_metrics, run_cli, tiny
 
@@ -17,7 +17,7 @@ AE_EXPERIMENTS = ["ae_mlp", "ae_conv", "dae", "sparse_ae", "cae"]
 def test_each_autoencoder_experiment_lowers_its_loss(tmp_path, name):
   config = tiny(load_experiment(name), num_steps=60, log_every=10, batch_size=32)
   validate(config)
-  train.train(config, str(tmp_path))
+  trainer.train(config, str(tmp_path))
   losses = [m["loss"] for m in read_metrics(str(tmp_path))]
   assert len(losses) == 6
   assert all(np.isfinite(losses))
@@ -28,11 +28,11 @@ def test_each_autoencoder_experiment_lowers_its_loss(tmp_path, name):
 def test_resume_is_bit_exact(tmp_path):
   """20 steps straight == 10 steps, a fresh Run from the checkpoint, 10 more (params, opt state, rng, data)."""
   config = tiny(load_experiment("dae"), num_steps=20, batch_size=16)  # noise: the rng must resume too
-  straight = train.train(config, str(tmp_path / "straight"))
+  straight = trainer.train(config, str(tmp_path / "straight"))
   config.num_steps = 10
-  train.train(config, str(tmp_path / "resumed"))
+  trainer.train(config, str(tmp_path / "resumed"))
   config.num_steps = 20
-  resumed = train.train(config, str(tmp_path / "resumed"))
+  resumed = trainer.train(config, str(tmp_path / "resumed"))
   assert int(resumed.step) == int(straight.step) == 20
   for a, b in zip(leaves(straight.params) + leaves(straight.opt_state),
                   leaves(resumed.params) + leaves(resumed.opt_state)):
@@ -42,7 +42,7 @@ def test_resume_is_bit_exact(tmp_path):
 
 def test_eval_and_sample_modes(tmp_path):
   config = tiny(load_experiment("ae_conv"), num_steps=10, batch_size=16)
-  train.train(config, str(tmp_path))
+  trainer.train(config, str(tmp_path))
   results = modes.evaluate(config, str(tmp_path))
   assert results["step"] == 10 and results["num_examples"] == 297
   with open(tmp_path / "eval.json") as f:
@@ -56,8 +56,8 @@ def test_eval_and_sample_modes(tmp_path):
 
 def test_interpolation_endpoints_are_reconstructions(tmp_path):
   config = tiny(load_experiment("ae_mlp"), num_steps=5, batch_size=16)
-  state = train.train(config, str(tmp_path))
-  objective = train.Run(config, str(tmp_path)).objective
+  state = trainer.train(config, str(tmp_path))
+  objective = trainer.Run(config, str(tmp_path)).objective
   x = jax.numpy.asarray(np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype(np.float32))
   y = x[::-1]
   strip = objective.interpolate(state, x, y, steps=5)

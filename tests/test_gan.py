@@ -18,7 +18,7 @@ from genjax.configs import gan_config
 from genjax.data import load_dataset, toy2d_mode_centres
 from genjax.evaluate import mode_coverage as mc
 from genjax.models.gan import GANObjective, latent_arithmetic
-from genjax.train import train
+from genjax.trainer import train
 
 # A small ring keeps dataset preparation under two seconds.
 SMALL_RING = {"name": "toy2d", "mixture": "ring", "num_train": 2560, "num_test": 500}
@@ -216,7 +216,7 @@ def nearest_neighbour_distance(samples: np.ndarray, data: np.ndarray) -> float:
 def test_wgan_on_digits_moves_samples_towards_the_data(data_dir, tmp_path):
   config = experiment("wgan")
   config.dataset.data_dir = data_dir
-  config.update(num_steps=300, log_every=100, sample_every=0, checkpoint_every=1000)
+  config.update(num_steps=150, log_every=50, sample_every=0, checkpoint_every=1000)
   objective = GANObjective(config)
   init = objective.init(jax.random.key(config.seed), first_batch(config))
   state = train(config, str(tmp_path / "wgan"))
@@ -224,6 +224,7 @@ def test_wgan_on_digits_moves_samples_towards_the_data(data_dir, tmp_path):
   key = jax.random.key(7)
   before = nearest_neighbour_distance(np.asarray(objective.sample(init, key, 256)), test)
   after = nearest_neighbour_distance(np.asarray(objective.sample(state, key, 256)), test)
+  print("DIGITS", before, after)
   assert np.isfinite(after) and after < 0.7 * before, (before, after)
   metrics = [eval(line.replace("NaN", "float('nan')")) for line in open(tmp_path / "wgan" / "metrics.jsonl")]
   assert all(np.isfinite(m["critic_gap"]) for m in metrics)
@@ -241,13 +242,14 @@ def test_gan_on_the_ring_moves_samples_onto_the_modes(data_dir, tmp_path):
   (samples at the origin) to ~0.8; coverage and quality must not get worse."""
   config = experiment("gan_toy_ring")
   config.dataset.update(SMALL_RING, data_dir=data_dir)
-  config.update(num_steps=1000, log_every=500, sample_every=0, checkpoint_every=5000)
+  config.update(num_steps=600, batch_size=64, log_every=300, sample_every=0, checkpoint_every=5000)
   objective = GANObjective(config)
   test = load_dataset(config.dataset, "test")
   init = objective.init(jax.random.key(config.seed), first_batch(config))
   before = objective.evaluate(init, test, jax.random.key(5))
   state = train(config, str(tmp_path / "ring"))
   after = objective.evaluate(state, test, jax.random.key(5))
+  print("RING", before, after)
   assert after["mean_mode_distance"] < 0.6 * before["mean_mode_distance"], (before, after)
   assert after["modes_covered"] >= before["modes_covered"], (before, after)
   assert after["high_quality_percent"] >= before["high_quality_percent"], (before, after)

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from genjax import train
+from genjax import trainer
 from genjax.config import ConfigError, validate
 from genjax.safety import WorkdirLock
 from tests.helpers import ROOT, leaves, load_experiment, read_metrics, run_cli, tiny
@@ -21,7 +21,7 @@ CLI_ARGS = ["--config", "experiments/dae.py", "--config.batch_size=16", "--confi
 
 
 def _final_params(config, workdir):
-  run = train.Run(config, workdir)
+  run = trainer.Run(config, workdir)
   try:
     return leaves(run.restore(run.first_batch()).params)
   finally:
@@ -75,13 +75,13 @@ def test_sigterm_writes_a_final_checkpoint(tmp_path):
 
 def test_corrupted_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
   config = tiny(load_experiment("ae_mlp"), num_steps=20, batch_size=16, checkpoint_every=10)
-  straight = train.train(config, str(tmp_path / "straight"))
+  straight = trainer.train(config, str(tmp_path / "straight"))
   workdir = tmp_path / "corrupt"
-  train.train(config, str(workdir))
+  trainer.train(config, str(workdir))
   for root, _, files in os.walk(workdir / "checkpoints" / "20"):
     for name in files:  # truncate every file of the newest checkpoint
       open(os.path.join(root, name), "w").close()
-  resumed = train.train(config, str(workdir))
+  resumed = trainer.train(config, str(workdir))
   assert os.listdir(workdir / "corrupt_checkpoints")[0].startswith("20-")
   for a, b in zip(leaves(straight.params), leaves(resumed.params)):
     np.testing.assert_array_equal(a, b)
@@ -90,16 +90,16 @@ def test_corrupted_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
 def test_nonfinite_loss_stops_with_step_and_terms_or_is_skipped(tmp_path):
   config = tiny(load_experiment("ae_mlp"), num_steps=30, batch_size=16, checkpoint_every=5, log_every=10)
   config.optimizer.name, config.optimizer.learning_rate = "sgd", 1e12  # diverges within a few steps
-  with pytest.raises(train.TrainingError, match=r"non-finite loss at step \d+: \{.*'loss'"):
-    train.train(config, str(tmp_path / "stop"))
-  run = train.Run(config, str(tmp_path / "stop"))
+  with pytest.raises(trainer.TrainingError, match=r"non-finite loss at step \d+: \{.*'loss'"):
+    trainer.train(config, str(tmp_path / "stop"))
+  run = trainer.Run(config, str(tmp_path / "stop"))
   saved_state = run.restore(run.first_batch()) if run.latest_step() else None
   run.close()
   if saved_state is not None:  # whatever was kept is finite
     assert all(np.all(np.isfinite(x)) for x in leaves(saved_state.params))
 
   config.skip_nonfinite = True
-  state = train.train(config, str(tmp_path / "skip"))
+  state = trainer.train(config, str(tmp_path / "skip"))
   assert int(state.step) == 30 and int(state.skipped) > 0
   logged = read_metrics(str(tmp_path / "skip"))
   assert sum(m["update_skipped"] * 10 for m in logged) == pytest.approx(int(state.skipped))
@@ -116,14 +116,14 @@ def test_second_process_on_a_workdir_is_refused(tmp_path):
 
 def test_resume_with_a_changed_config_is_refused_unless_allowed(tmp_path):
   config = tiny(load_experiment("ae_mlp"), num_steps=4, batch_size=16)
-  train.train(config, str(tmp_path))
+  trainer.train(config, str(tmp_path))
   config.num_steps, config.log_every = 6, 2  # schedule keys may change: extends the run
-  assert int(train.train(config, str(tmp_path)).step) == 6
+  assert int(trainer.train(config, str(tmp_path)).step) == 6
   config.optimizer.learning_rate = 0.5
   with pytest.raises(ConfigError, match=r"optimizer.learning_rate: 0.001 -> 0.5"):
-    train.train(config, str(tmp_path))
+    trainer.train(config, str(tmp_path))
   config.num_steps = 7
-  assert int(train.train(config, str(tmp_path), allow_config_change=True).step) == 7
+  assert int(trainer.train(config, str(tmp_path), allow_config_change=True).step) == 7
 
 
 _VALUES = st.one_of(st.integers(-3, 100), st.floats(allow_nan=True, allow_infinity=True),

@@ -5,6 +5,7 @@ with x~ = x (+ Gaussian noise, or masked) for the denoising autoencoder.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -15,7 +16,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax.config import require
-from genjax.data import eval_batches
+from genjax.data import eval_batches, load_dataset
 from genjax.models.networks import make_decoder, make_encoder, validate_architecture
 from genjax.optim import make_optimizer
 from genjax.registry import MODELS
@@ -59,7 +60,7 @@ class AutoencoderObjective:
     self.jacobian_mode = config.model.get("jacobian_mode", "auto")
     self.reconstruction = RECONSTRUCTION_LOSSES[config.model.get("reconstruction_loss", "squared_error")]
     self.encoder = make_encoder(config.model, self.latent_dim)
-    self._output_shape = None
+    self.dataset = config.dataset
 
   @staticmethod
   def validate(config: ConfigDict) -> None:
@@ -79,22 +80,27 @@ class AutoencoderObjective:
     require(model.get("jacobian_mode", "auto") in ("fwd", "rev", "auto"), "model.jacobian_mode",
             model.get("jacobian_mode"), "'fwd', 'rev' or 'auto'")
 
-  def decoder(self, output_shape):
-    return make_decoder(self.model, output_shape)
+  @functools.cached_property
+  def data_shape(self) -> tuple[int, ...]:
+    return tuple(load_dataset(self.dataset, "test")["x"].shape[1:])
+
+  @functools.cached_property
+  def decoder(self):
+    return make_decoder(self.model, self.data_shape)
 
   # -- protocol
   def init(self, rng: jax.Array, batch: dict) -> TrainState:
     x = batch["x"]
     enc_key, dec_key = jax.random.split(rng)
     params = {"encoder": self.encoder.init(enc_key, x)["params"],
-              "decoder": self.decoder(x.shape[1:]).init(dec_key, jnp.zeros((1, self.latent_dim)))["params"]}
+              "decoder": self.decoder.init(dec_key, jnp.zeros((1, self.latent_dim)))["params"]}
     return TrainState.create(rng, params, self.tx.init(params))
 
   def terms(self, params, x: jax.Array, rng: jax.Array, noisy: bool = True) -> dict[str, jax.Array]:
     """Per-example loss terms (all [batch]); 'loss' is their weighted sum."""
     x_in = corrupt(x, rng, self.noise, self.noise_level) if noisy else x
     z = self.encoder.apply({"params": params["encoder"]}, x_in)
-    logits = self.decoder(x.shape[1:]).apply({"params": params["decoder"]}, z)
+    logits = self.decoder.apply({"params": params["decoder"]}, z)
     terms = {"reconstruction": self.reconstruction(logits, x)}
     loss = terms["reconstruction"]
     if self.sparsity_weight:
@@ -121,18 +127,18 @@ class AutoencoderObjective:
   def encode(self, state: TrainState, x: jax.Array) -> jax.Array:
     return self.encoder.apply({"params": state.params["encoder"]}, x)
 
-  def decode(self, state: TrainState, z: jax.Array, output_shape) -> jax.Array:
+  def decode(self, state: TrainState, z: jax.Array) -> jax.Array:
     """Decoder means in [0, 1] (sigmoid of the logits)."""
-    logits = self.decoder(output_shape).apply({"params": state.params["decoder"]}, z)
+    logits = self.decoder.apply({"params": state.params["decoder"]}, z)
     return jax.nn.sigmoid(logits)
 
   def reconstruct(self, state: TrainState, x: jax.Array) -> jax.Array:
-    return self.decode(state, self.encode(state, x), x.shape[1:])
+    return self.decode(state, self.encode(state, x))
 
   def interpolate(self, state: TrainState, x_a: jax.Array, x_b: jax.Array, steps: int = 10) -> jax.Array:
     """Decoded straight lines between the codes of x_a and x_b: [batch, steps, H, W, C]."""
     path = interpolate_codes(self.encode(state, x_a), self.encode(state, x_b), steps)
-    decoded = self.decode(state, path.reshape(-1, path.shape[-1]), x_a.shape[1:])
+    decoded = self.decode(state, path.reshape(-1, path.shape[-1]))
     return decoded.reshape(path.shape[:2] + x_a.shape[1:])
 
   def pictures(self, state: TrainState, batch: dict, rng: jax.Array) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def main(argv) -> None:
   del argv
   import genjax  # noqa: F401  registers families and datasets
   from genjax import images
-  from genjax.train import Run
+  from genjax.trainer import Run
 
   run = Run(_CONFIG.value, _WORKDIR.value)
   try:

@@ -6,6 +6,7 @@ current replacement for `jax.pmap`; the same code runs on 1 CPU, 8 simulated dev
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
@@ -48,6 +49,22 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
                      f"({jax.process_count()} processes); use a multiple of {n}")
 
 
+def with_global_batch_size(config: ConfigDict, mesh: Mesh) -> ConfigDict:
+  """`batch_size` is the global batch; `per_device_batch_size` > 0 sets it to per_device * devices
+  (in a copy of the config), so each device's batch stays the same when the run scales out."""
+  per_device = config.get("per_device_batch_size", 0)
+  if not per_device:
+    return config
+  if isinstance(per_device, bool) or not isinstance(per_device, int) or per_device < 0:
+    raise ConfigError(f"config.per_device_batch_size={per_device!r} is not allowed; expected an integer "
+                      f">= 0 (0: use batch_size)")
+  config = copy.deepcopy(config)
+  config.batch_size = per_device * mesh.devices.size
+  from genjax.config import validate  # the family's own batch rules (e.g. GAN n_critic) see the result
+  validate(config)
+  return config
+
+
 def shard_batch(local_batch: dict, mesh: Mesh) -> dict:
   """This process's rows -> one global array sharded over `data` (the multi-host path too)."""
   sharding = NamedSharding(mesh, P("data"))
@@ -66,11 +83,13 @@ def replicated(mesh: Mesh) -> NamedSharding:
 class Run:
   """One experiment in one workdir: objective, data, mesh and checkpoints, shared by every mode."""
 
-  def __init__(self, config: ConfigDict, workdir: str, mesh: Mesh | None = None):
-    self.config = config
+  def __init__(self, config: ConfigDict, workdir: str, mesh: Mesh | None = None,
+               check_batch: bool = True):
     self.workdir = os.path.abspath(workdir)
     self.mesh = mesh or make_mesh()
-    check_batch_size(config.batch_size, self.mesh)
+    self.config = config = with_global_batch_size(config, self.mesh)
+    if check_batch:  # only training needs the batch to split evenly over devices
+      check_batch_size(config.batch_size, self.mesh)
     self.objective = MODELS.lookup(config.model.name)(config)
     self.is_chief = jax.process_index() == 0
     self._train_arrays = None
@@ -306,9 +325,9 @@ def train(config: ConfigDict, workdir: str, mesh: Mesh | None = None,
   run = Run(config, workdir, mesh)
   lock = WorkdirLock(run.workdir) if run.is_chief else contextlib.nullcontext()
   with lock, StopRequest() as stop:
-    check_resume_config(run.workdir, config, allow_config_change)
+    check_resume_config(run.workdir, run.config, allow_config_change)
     if run.is_chief:
-      write_config(config, run.workdir)
+      write_config(run.config, run.workdir)
     try:
       return _train_loop(run, stop)
     finally:
