@@ -44,6 +44,7 @@ def get_config(path: str) -> ConfigDict:
 def train(config: ConfigDict, workdir: str, allow_config_change: bool = False) -> "Model":
   """Runs the CLI's training loop (same checks, outputs and resume) and returns the trained model."""
   validate(config)
+  trainer.enable_compilation_cache()
   trainer.train(config, workdir, allow_config_change=allow_config_change)
   return load(workdir)
 

@@ -36,6 +36,18 @@ class TrainingError(RuntimeError):
   """A run that cannot go on (non-finite loss, missing checkpoint); the message says what to do."""
 
 
+def enable_compilation_cache() -> None:
+  """Re-running an experiment skips XLA compilation (often most of a short CPU run).
+
+  On by default under ~/.cache/genjax/xla; GENJAX_COMPILATION_CACHE names another directory, or
+  turns it off when set to the empty string.
+  """
+  path = os.environ.get("GENJAX_COMPILATION_CACHE", os.path.join("~", ".cache", "genjax", "xla"))
+  if path:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 # ----------------------------------------------------------------------------- sharding
 
 def make_mesh(devices=None) -> Mesh:

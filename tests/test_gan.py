@@ -216,7 +216,7 @@ def nearest_neighbour_distance(samples: np.ndarray, data: np.ndarray) -> float:
 def test_wgan_on_digits_moves_samples_towards_the_data(data_dir, tmp_path):
   config = experiment("wgan")
   config.dataset.data_dir = data_dir
-  config.update(num_steps=150, log_every=50, sample_every=0, checkpoint_every=1000)
+  config.update(num_steps=100, log_every=50, sample_every=0, checkpoint_every=1000)
   objective = GANObjective(config)
   init = objective.init(jax.random.key(config.seed), first_batch(config))
   state = train(config, str(tmp_path / "wgan"))
@@ -242,7 +242,7 @@ def test_gan_on_the_ring_moves_samples_onto_the_modes(data_dir, tmp_path):
   (samples at the origin) to ~0.8; coverage and quality must not get worse."""
   config = experiment("gan_toy_ring")
   config.dataset.update(SMALL_RING, data_dir=data_dir)
-  config.update(num_steps=600, batch_size=64, log_every=300, sample_every=0, checkpoint_every=5000)
+  config.update(num_steps=400, batch_size=64, log_every=200, sample_every=0, checkpoint_every=5000)
   objective = GANObjective(config)
   test = load_dataset(config.dataset, "test")
   init = objective.init(jax.random.key(config.seed), first_batch(config))
