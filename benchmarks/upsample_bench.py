@@ -1,9 +1,11 @@
 """Forward+backward timings of DCGAN-28 up/down-sampling layers on the current backend.
 
-Run: python benchmarks/upsample_bench.py [--iters 20] [--batch 64]
-Times jit(value_and_grad) over (params, input) of sum(layer(x)**2), median of N
-after warm-up, for nn.ConvTranspose vs PhaseConvTranspose (exactly the same
-function), and strided nn.Conv / max_pool+conv / PhaseConv for the encoder side.
+Run: python benchmarks/upsample_bench.py [--iters 30] [--batch 64]
+Times jit(value_and_grad) over (params, input) of sum(layer(x)**2): warm-up, then
+median and min of N runs. 'transpose' (nn.ConvTranspose) and 'phase'
+(PhaseConvTranspose) compute the same function; the strided nn.Conv and
+max_pool+conv rows are the encoder-side reference points. Runs alternate between
+variants so background load hits both alike.
 """
 
 import argparse
@@ -13,13 +15,13 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from genjax.models.conv_transpose import PhaseConvTranspose
-PhaseConv = None
 
 
 class PoolConv(nn.Module):
-  """3x3 stride-1 conv then 2x2 max-pool: the usual non-strided downsampler."""
+  """3x3 stride-1 conv then 2x2 max-pool: the non-strided downsampler."""
 
   features: int
 
@@ -29,55 +31,61 @@ class PoolConv(nn.Module):
     return nn.max_pool(x, (2, 2), (2, 2))
 
 
-def time_fwd_bwd(module, x, iters):
-  """Median ms of a jitted value_and_grad step (params and input)."""
+def make_step(module, x):
+  """Jitted value_and_grad over (params, input), warmed up, plus its args."""
   params = module.init(jax.random.key(0), x)
-
-  def loss(p, x):
-    return jnp.sum(module.apply(p, x) ** 2)
-
+  loss = lambda p, x: jnp.sum(module.apply(p, x) ** 2)
   step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
   for _ in range(3):  # compile + warm caches
     jax.block_until_ready(step(params, x))
-  times = []
+  return lambda: jax.block_until_ready(step(params, x))
+
+
+def time_interleaved(steps, iters):
+  """ms per call for each step, runs interleaved; returns [(median, min)]."""
+  times = [[] for _ in steps]
   for _ in range(iters):
-    t0 = time.perf_counter()
-    jax.block_until_ready(step(params, x))
-    times.append(1e3 * (time.perf_counter() - t0))
-  return statistics.median(times)
+    for t, step in zip(times, steps):
+      t0 = time.perf_counter()
+      step()
+      t.append(1e3 * (time.perf_counter() - t0))
+  return [(statistics.median(t), min(t)) for t in times]
 
 
 def cases(batch):
-  """(name, input, baseline module, alternative module) per layer."""
+  """(name, input, modules...) per layer; first module is the baseline."""
   up = dict(kernel_size=(4, 4), strides=(2, 2), padding='SAME')
   down = dict(kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
-  x = lambda *s: jax.random.normal(jax.random.key(1), (batch,) + s)
+  rng = np.random.default_rng(0)
+  x = lambda *s: jnp.asarray(rng.standard_normal((batch,) + s), jnp.float32)
   return [
       ('convT 128->64 k4s2 7->14', x(7, 7, 128),
        nn.ConvTranspose(64, **up), PhaseConvTranspose(64, **up)),
       ('convT 64->1 k4s2 14->28', x(14, 14, 64),
        nn.ConvTranspose(1, **up), PhaseConvTranspose(1, **up)),
-      ('conv 1->64 k4s2 28->14', x(28, 28, 1), nn.Conv(64, **down), None),
-      ('conv 64->128 k4s2 14->7', x(14, 14, 64), nn.Conv(128, **down), None),
-      ('pool+conv3 1->64 28->14', x(28, 28, 1), PoolConv(64), None),
-      ('pool+conv3 64->128 14->7', x(14, 14, 64), PoolConv(128), None),
+      ('conv 1->64 k4s2 28->14', x(28, 28, 1), nn.Conv(64, **down)),
+      ('conv 64->128 k4s2 14->7', x(14, 14, 64), nn.Conv(128, **down)),
+      ('pool+conv3 1->64 28->14', x(28, 28, 1), PoolConv(64)),
+      ('pool+conv3 64->128 14->7', x(14, 14, 64), PoolConv(128)),
   ]
 
 
 def main():
   ap = argparse.ArgumentParser()
-  ap.add_argument('--iters', type=int, default=20)
+  ap.add_argument('--iters', type=int, default=30)
   ap.add_argument('--batch', type=int, default=64)
   args = ap.parse_args()
-  print(f'backend={jax.default_backend()} devices={jax.devices()} batch={args.batch}')
-  print(f'{"layer (fwd+bwd)":28s} {"base ms":>9s} {"phase ms":>9s} {"phase/base":>10s}')
-  for name, x, base, alt in cases(args.batch):
-    tb = time_fwd_bwd(base, x, args.iters)
-    if alt is None:
-      print(f'{name:28s} {tb:9.2f} {"-":>9s} {"-":>10s}')
-      continue
-    ta = time_fwd_bwd(alt, x, args.iters)
-    print(f'{name:28s} {tb:9.2f} {ta:9.2f} {ta / tb:10.2f}')
+  print(f'backend={jax.default_backend()} devices={jax.devices()} batch={args.batch} '
+        f'iters={args.iters}; fwd+bwd ms as median (min)')
+  print(f'{"layer":26s} {"transpose/base":>16s} {"phase":>16s} {"phase/transpose":>16s}')
+  for name, x, *modules in cases(args.batch):
+    res = time_interleaved([make_step(m, x) for m in modules], args.iters)
+    cells = [f'{med:8.2f} ({mn:6.2f})' for med, mn in res]
+    if len(res) == 2:
+      ratio = f'{res[1][0] / res[0][0]:.2f} ({res[1][1] / res[0][1]:.2f})'
+      print(f'{name:26s} {cells[0]:>16s} {cells[1]:>16s} {ratio:>16s}')
+    else:
+      print(f'{name:26s} {cells[0]:>16s} {"-":>16s} {"-":>16s}')
 
 
 if __name__ == '__main__':

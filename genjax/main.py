@@ -22,6 +22,21 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: how ma
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process, in [0, num_processes).")
 
 
+def _distributed_requested() -> bool:
+  """Flags or $JAX_COORDINATOR_ADDRESS, GENJAX_DISTRIBUTED=1 (=0 forces one process), or a launcher
+  that started several processes (srun, mpirun, a GKE TPU slice) and that jax can read."""
+  env = os.environ
+  if _COORDINATOR_ADDRESS.value or _NUM_PROCESSES.value or _PROCESS_ID.value is not None:
+    return True
+  if env.get("GENJAX_DISTRIBUTED") in ("0", "1"):
+    return env["GENJAX_DISTRIBUTED"] == "1"
+  several = lambda name: env.get(name, "1").isdigit() and int(env.get(name, "1")) > 1
+  return bool(env.get("JAX_COORDINATOR_ADDRESS")
+              or ("SLURM_STEP_NODELIST" in env and several("SLURM_NTASKS"))
+              or several("OMPI_COMM_WORLD_SIZE")
+              or "," in env.get("TPU_WORKER_HOSTNAMES", "") + env.get("TPU_PROCESS_ADDRESSES", ""))
+
+
 def _maybe_initialize_distributed() -> None:
   """Multi-host: must run before any JAX computation. Arguments left None are read by jax itself:
   the coordinator from $JAX_COORDINATOR_ADDRESS, all three from TPU metadata, SLURM or Open MPI."""

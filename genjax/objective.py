@@ -19,6 +19,8 @@ class Objective(Protocol):
     drawn every `sample_every` steps from a fixed test batch and a fixed key (same z each time).
   - `sample(state, rng, n) -> array`: n draws from the model (`--mode sample` writes samples.npy).
   - `evaluate(state, arrays, rng) -> {name: float}`: test-set numbers for `--mode eval`.
+  - `warnings(interval_means) -> [str]`: host-side checks of the logged means (the trainer logs
+    each string as a warning), e.g. a discriminator that wins outright.
   - `encode`, `decode`, `log_likelihood`: used by evaluation and the notebook API where present.
   """
 

@@ -377,6 +377,9 @@ def _train_loop(run: Run, stop: StopRequest) -> TrainState:
         means = _mean_metrics(history)
         history = []
         writer.write(step, means)
+        if has_ability(run.objective, "warnings"):  # e.g. a GAN whose discriminator wins outright
+          for message in run.objective.warnings(means):
+            logging.warning("step %d: %s", step, message)
         now = time.perf_counter()
         rate = (step - tick_step) / max(now - tick, 1e-9)
         tick, tick_step = now, step

@@ -224,7 +224,6 @@ def test_wgan_on_digits_moves_samples_towards_the_data(data_dir, tmp_path):
   key = jax.random.key(7)
   before = nearest_neighbour_distance(np.asarray(objective.sample(init, key, 256)), test)
   after = nearest_neighbour_distance(np.asarray(objective.sample(state, key, 256)), test)
-  print("DIGITS", before, after)
   assert np.isfinite(after) and after < 0.7 * before, (before, after)
   metrics = [eval(line.replace("NaN", "float('nan')")) for line in open(tmp_path / "wgan" / "metrics.jsonl")]
   assert all(np.isfinite(m["critic_gap"]) for m in metrics)
@@ -249,7 +248,6 @@ def test_gan_on_the_ring_moves_samples_onto_the_modes(data_dir, tmp_path):
   before = objective.evaluate(init, test, jax.random.key(5))
   state = train(config, str(tmp_path / "ring"))
   after = objective.evaluate(state, test, jax.random.key(5))
-  print("RING", before, after)
   assert after["mean_mode_distance"] < 0.6 * before["mean_mode_distance"], (before, after)
   assert after["modes_covered"] >= before["modes_covered"], (before, after)
   assert after["high_quality_percent"] >= before["high_quality_percent"], (before, after)

@@ -117,8 +117,10 @@ def textures_builder_config(config: Config) -> builders.TexturesConfig:
   if not 1 <= crop <= 128 or count < 1:
     raise ValueError(f"textures needs 1 <= crop_size <= 128 and crops_per_texture >= 1, "
                      f"got {crop}, {count}")
-  return builders.TexturesConfig(name=f"crop{crop}-n{count}", crop_size=crop,
-                                 crops_per_texture=count)
+  name = f"crop{crop}-n{count}"
+  # TFDS refuses a new config object named like a predefined one: reuse the predefined default.
+  predefined = {c.name: c for c in builders.GenjaxTextures.BUILDER_CONFIGS}
+  return predefined.get(name) or builders.TexturesConfig(name=name, crop_size=crop, crops_per_texture=count)
 
 
 def _load_textures(config: Config, split: str) -> dict:

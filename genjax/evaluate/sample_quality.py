@@ -169,7 +169,9 @@ def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, f
 def sample_quality_metrics(real_features, fake_features, *, seed: int = 0) -> dict:
   """All metrics above with their papers' default settings, as JSON-serialisable Python scalars."""
   real, fake = _as_pair(real_features, fake_features)
-  kid_mean, kid_std = kernel_inception_distance(real, fake, seed=seed)
+  # Subsets of 1000 (Binkowski et al.), or half the smaller set so the spread over subsets means something.
+  subset_size = min(1000, max(2, min(len(real), len(fake)) // 2))
+  kid_mean, kid_std = kernel_inception_distance(real, fake, subset_size=subset_size, seed=seed)
   precision, recall = precision_recall(real, fake)
   density, coverage = density_coverage(real, fake)
   return {

@@ -40,6 +40,8 @@ from flax.linen.linear import canonicalize_padding
 from jax import lax
 
 UPSAMPLE_KINDS = ('transpose', 'phase', 'auto')
+# Narrower CPU layers use nn.ConvTranspose under 'auto' (see resolve_upsample_kind).
+_CPU_PHASE_MIN_FEATURES = 3
 
 
 class _AxisPlan(NamedTuple):
@@ -255,16 +257,20 @@ class PhaseConvTranspose(nn.ConvTranspose):
     return y
 
 
-def resolve_upsample_kind(kind: str) -> str:
-  """Maps 'auto' to a concrete kind for the current backend."""
+def resolve_upsample_kind(kind: str, features: int | None = None) -> str:
+  """Maps 'auto' to a concrete kind for the current backend (and layer width)."""
   if kind not in UPSAMPLE_KINDS:
     raise ValueError(f'Unknown upsample kind {kind!r}; choose one of {UPSAMPLE_KINDS} '
                      "('interpolate' is handled by the model code).")
-  if kind == 'auto':
-    # CPU: the phase form is several times faster (benchmarks/upsample_bench.py).
-    # GPU/TPU: keep nn.ConvTranspose until the benchmark shows phase is faster there.
-    return 'phase' if jax.default_backend() == 'cpu' else 'transpose'
-  return kind
+  if kind != 'auto':
+    return kind
+  # GPU/TPU: keep nn.ConvTranspose until benchmarks/upsample_bench.py shows phase wins.
+  if jax.default_backend() != 'cpu':
+    return 'transpose'
+  # CPU: phase ties at 3 features and is 2-5x faster from 8 up; at 1 feature (the
+  # 64->1 image layer) XLA's own kernel is not pathological and ~2x faster.
+  wide = features is None or features >= _CPU_PHASE_MIN_FEATURES
+  return 'phase' if wide else 'transpose'
 
 
 def upsample_conv(kind: str, features: int, kernel_size, strides, padding='SAME',
@@ -272,8 +278,9 @@ def upsample_conv(kind: str, features: int, kernel_size, strides, padding='SAME'
   """Builds a learned upsampling layer: 'transpose' | 'phase' | 'auto'.
 
   Both concrete kinds have identical parameters and outputs; only speed differs.
+  Pass ``name=`` if checkpoints must load across kinds (flax auto-names by class).
   """
   cls = {'transpose': nn.ConvTranspose,
-         'phase': PhaseConvTranspose}[resolve_upsample_kind(kind)]
+         'phase': PhaseConvTranspose}[resolve_upsample_kind(kind, features)]
   return cls(features=features, kernel_size=kernel_size, strides=strides,
              padding=padding, **kw)

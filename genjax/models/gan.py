@@ -339,6 +339,15 @@ class GANObjective:
       pictures["class_grid"] = grid.reshape((self.num_classes, GRID_COLUMNS) + self.data_shape)
     return pictures
 
+  def warnings(self, means: dict[str, float]) -> list[str]:
+    """Host-side checks of the logged interval means (the trainer logs each one)."""
+    found = []
+    if self.sigmoid_critic and means.get("d_wins", 0.0) > 0.5:
+      found.append(f"the discriminator wins outright in {means['d_wins']:.0%} of steps "
+                   f"(D(x) {means.get('d_real', float('nan')):.3f}, D(G(z)) {means.get('d_fake', float('nan')):.3f}): "
+                   "generator gradients vanish; try the non-saturating loss, a lower critic learning rate or WGAN")
+    return found
+
   def evaluate(self, state: TrainState, arrays: dict, rng: jax.Array) -> dict[str, float]:
     """Critic statistics on the test set vs as many samples; mode coverage for 2-D mixtures."""
     sample_key, critic_key = jax.random.split(rng)

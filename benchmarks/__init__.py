@@ -1,0 +1,1 @@
+"""Throughput benchmarks (`make bench`); not part of `make test`."""
