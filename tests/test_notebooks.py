@@ -13,7 +13,7 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
 def test_there_are_notebooks():
-  assert {os.path.basename(p) for p in NOTEBOOKS} >= {"autoencoders.ipynb"}
+  assert {os.path.basename(p) for p in NOTEBOOKS} >= {"autoencoders.ipynb", "gan_mode_collapse.ipynb", "vae_manifold.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)

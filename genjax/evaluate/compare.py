@@ -15,7 +15,7 @@ from absl import app, flags
 from PIL import Image, ImageDraw
 
 COLUMNS = ("fid", "kid_mean", "precision", "recall", "density", "coverage",
-           "test_elbo", "test_nll", "modes_covered", "high_quality_fraction", "reverse_kl")
+           "test_elbo", "test_nll", "modes_covered", "high_quality_percent", "reverse_kl")
 
 _OUTPUT = flags.DEFINE_string("output", "compare.png", "Where the bar chart goes.")
 _REFERENCE = flags.DEFINE_bool("reference", False, "Add the train-split reference row.")
