@@ -199,3 +199,15 @@ def test_checkpoints_interchangeable_inside_a_model():
   params = jax.tree.map(lambda a: _normal(rng, a.shape, a.dtype), shapes)
   np.testing.assert_allclose(_fast_jit(Decoder('phase').apply)(params, z),
                              _fast_jit(Decoder('transpose').apply)(params, z), atol=1e-5)
+
+
+def test_decoder_checkpoints_are_interchangeable_between_upsampling_kinds():
+  """A ConvDecoder trained with 'phase' loads into 'transpose' (and back) and computes the same."""
+  from genjax.models.networks import ConvDecoder
+  z = np.random.default_rng(0).normal(size=(2, 5)).astype(np.float32)
+  phase = ConvDecoder((8, 4), (12, 12, 1), upsample="phase")
+  transpose = ConvDecoder((8, 4), (12, 12, 1), upsample="transpose")
+  params = phase.init(jax.random.key(0), z)
+  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(
+      transpose.init(jax.random.key(0), z))
+  np.testing.assert_allclose(phase.apply(params, z), transpose.apply(params, z), atol=1e-5)

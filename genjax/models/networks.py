@@ -93,8 +93,9 @@ class Upsample2x(nn.Module):
     if self.method == "interpolate":
       b, h, w, c = x.shape
       x = jax.image.resize(x, (b, 2 * h, 2 * w, c), method=self.interpolation)
-      return nn.Conv(self.features, (3, 3), padding="SAME")(x)
-    return upsample_conv(self.method, self.features, (4, 4), (2, 2), padding="SAME")(x)
+      return nn.Conv(self.features, (3, 3), padding="SAME", name="conv")(x)
+    # A fixed name keeps 'transpose' and 'phase' checkpoints interchangeable (same params, same path).
+    return upsample_conv(self.method, self.features, (4, 4), (2, 2), padding="SAME", name="conv")(x)
 
 
 class ConvDecoder(nn.Module):
