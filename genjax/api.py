@@ -27,7 +27,8 @@ from genjax.config import validate
 from genjax.objective import has_ability
 from genjax.trainer import Run, TrainingError, make_mesh
 
-ABILITIES = ("sample", "encode", "decode", "reconstruct", "interpolate", "log_likelihood", "evaluate")
+ABILITIES = ("sample", "encode", "decode", "reconstruct", "interpolate", "latent_manifold",
+             "log_likelihood", "evaluate")
 
 
 def get_config(path: str) -> ConfigDict:
@@ -115,6 +116,10 @@ class Model:
     return np.asarray(self._jitted("interpolate", steps)(
         self.state, np.asarray(x_a, np.float32), np.asarray(x_b, np.float32)))
 
+  def latent_manifold(self, n: int = 15) -> np.ndarray:
+    """Decoder means over an n x n grid of the 2-D latent through the inverse Gaussian CDF."""
+    return np.asarray(self._jitted("latent_manifold", n)(self.state))
+
   def log_likelihood(self, x, k: int = 1000, seed: int = 0) -> np.ndarray:
     """Importance-sampled log p(x) per example, in nats, with k samples."""
     method = self._method("log_likelihood")
@@ -132,3 +137,8 @@ class Model:
   def show_grid(images, ncol: int | None = None) -> Image.Image:
     """A PIL image (renders inline in Jupyter) of images [N,H,W,C], [rows,cols,H,W,C] or points [N,2]."""
     return Image.fromarray(genjax_images.to_picture(np.asarray(images), ncol=ncol))
+
+  @staticmethod
+  def show_points(points, labels=None, extent: float | None = None) -> Image.Image:
+    """A scatter plot of [N, 2] points (codes, samples), coloured by integer labels if given."""
+    return Image.fromarray(genjax_images.scatter_plot(np.asarray(points), labels=labels, extent=extent))
