@@ -46,6 +46,10 @@ def validate(config: ConfigDict) -> None:
   if optimizer.name not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer.name={optimizer.name!r} is unknown; "
                       f"known: {', '.join(OPTIMIZERS.names())}")
+  from genjax.optim import SCHEDULES
+  schedule = optimizer.get("schedule", "constant") or "constant"
+  if schedule not in SCHEDULES:
+    raise ConfigError(f"config.optimizer.schedule={schedule!r} is unknown; known: {', '.join(SCHEDULES.names())}")
   lr = optimizer.get("learning_rate")
   if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
     raise ConfigError(f"config.optimizer.learning_rate={lr!r} is not allowed; expected a number > 0")

@@ -85,3 +85,4 @@ def test_sigmoid_cross_entropy_is_stable_for_large_logits():
   logits = jnp.array([[80.0, -80.0]])
   np.testing.assert_allclose(losses.sigmoid_cross_entropy(logits, jnp.array([[1.0, 0.0]])), [0.0], atol=1e-6)
   np.testing.assert_allclose(losses.sigmoid_cross_entropy(logits, jnp.array([[0.0, 1.0]])), [160.0], rtol=1e-6)
+
