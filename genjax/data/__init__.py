@@ -20,7 +20,7 @@ from genjax.data.pipeline import Batches, dynamic_binarize, eval_batches
 from genjax.registry import DATASETS
 
 __all__ = [
-    "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_spec", "dynamic_binarize",
+    "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_spec", "dynamic_binarize", "example_shape",
     "eval_batches", "load_dataset", "num_classes", "toy2d_mode_centres", "toy2d_std",
 ]
 
@@ -78,6 +78,11 @@ def load_dataset(config: Config, split: str) -> dict[str, np.ndarray]:
       array.flags.writeable = False  # shared between callers: mutation would poison the memo
     _CACHE[key] = arrays
   return _CACHE[key]
+
+
+def example_shape(config: Config) -> tuple[int, ...]:
+  """The shape of one x ([H, W, C] or [2]): models size their decoders and samplers from it."""
+  return tuple(load_dataset(config, "test")["x"].shape[1:])
 
 
 def _read(builder_cls, config: Config, split: str, builder_config=None,

@@ -16,7 +16,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax.config import require
-from genjax.data import eval_batches, load_dataset
+from genjax.data import eval_batches, example_shape
 from genjax.models.networks import make_decoder, make_encoder, validate_architecture
 from genjax.optim import make_optimizer
 from genjax.registry import MODELS
@@ -82,7 +82,7 @@ class AutoencoderObjective:
 
   @functools.cached_property
   def data_shape(self) -> tuple[int, ...]:
-    return tuple(load_dataset(self.dataset, "test")["x"].shape[1:])
+    return example_shape(self.dataset)
 
   @functools.cached_property
   def decoder(self):

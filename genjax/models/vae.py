@@ -14,6 +14,7 @@ class wires them to networks, the trainer and evaluation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from functools import partial
 from typing import Any, Callable
@@ -26,7 +27,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax.config import require
-from genjax.data import eval_batches, load_dataset
+from genjax.data import eval_batches, example_shape
 from genjax.evaluate import likelihood as likelihood_bounds
 from genjax.models.autoencoder import interpolate_codes
 from genjax.models.networks import make_decoder, make_encoder, validate_architecture
@@ -167,7 +168,6 @@ class VAEObjective:
     self.tx = make_optimizer(config.optimizer)
     self.dataset = config.dataset
     self.seed = int(config.seed)
-    self._data_shape: tuple[int, ...] | None = None
 
   @staticmethod
   def validate(config: ConfigDict) -> None:
@@ -196,12 +196,9 @@ class VAEObjective:
     require(isinstance(warmup, int) and warmup >= 0, "model.kl_warmup_steps", warmup, "an integer >= 0")
 
   # -- networks
-  @property
+  @functools.cached_property
   def data_shape(self) -> tuple[int, ...]:
-    """[H, W, C] of x: recorded by init (the trainer always calls it first), else read from the data."""
-    if self._data_shape is None:
-      self._data_shape = tuple(load_dataset(self.dataset, "test")["x"].shape[1:])
-    return self._data_shape
+    return example_shape(self.dataset)
 
   def decoder(self):
     *spatial, channels = self.data_shape
@@ -240,7 +237,6 @@ class VAEObjective:
   # -- protocol
   def init(self, rng: Array, batch: dict) -> TrainState:
     x = batch["x"]
-    self._data_shape = tuple(x.shape[1:])
     enc_key, dec_key = jax.random.split(rng)
     params = {"encoder": self.encoder.init(enc_key, x)["params"],
               "decoder": self.decoder().init(dec_key, jnp.zeros((1, self.latent_dim)))["params"]}
@@ -295,7 +291,6 @@ class VAEObjective:
         self.eval_chunk_size)
 
   def pictures(self, state: TrainState, batch: dict, rng: Array) -> dict[str, Any]:
-    self._data_shape = tuple(batch["x"].shape[1:])
     x = batch["x"][:max(8, min(32, batch["x"].shape[0] // 8 * 8))]
     half = x.shape[0] // 2
     # Rows alternate 8 originals / their 8 reconstructions ([rows, cols, H, W, C] keeps the layout).
@@ -318,7 +313,6 @@ class VAEObjective:
     binarize = bool(self.dataset.get("binarize", False))
     if binarize:
       x_all = likelihood_bounds.binarize_test_set(x_all, self.seed)
-    self._data_shape = tuple(x_all.shape[1:])
     elbo_fn = jax.jit(partial(self.terms, objective=elbo_terms, num_samples=1))
     log_likelihood_fn = jax.jit(lambda params, x, key: likelihood_bounds.importance_sampled_log_likelihood(
         self.log_weight_fn(params, x), key, x, self.eval_samples, self.eval_chunk_size))

@@ -1,0 +1,91 @@
+"""DCGAN (28x28, batch 64) through genjax's trainer step: steps/s, FLOPs per step and model FLOP use.
+
+  python -m benchmarks.mfu [--steps 300]     # GENJAX_PEAK_TFLOPS=... sets the chip's peak by hand
+
+FLOPs per step come from XLA's own cost analysis of the compiled step
+(`jax.jit(...).lower(...).compile().cost_analysis()`), so they count what actually runs: the critic
+and generator passes, backward passes, batch norm and the optimizer. MFU = achieved FLOP/s divided
+by the peak of every device in the mesh, at the precision JAX uses for float32 matmuls by default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import jax
+
+from benchmarks.run import _set_image_shape, machine
+from benchmarks.workloads import synthetic_batches, workloads
+from genjax import trainer
+
+# device_kind substring -> dense peak TFLOP/s per chip for float32 inputs at JAX's default matmul
+# precision (TF32 tensor cores on NVIDIA Ampere and later; bf16 passes on TPU). Vendors' data sheets.
+PEAK_TFLOPS = {
+    "H200": 494.7, "H100 PCIe": 378.0, "H100": 494.7, "A100": 156.0, "L40S": 183.0, "L4": 60.0,
+    "A10": 62.5, "V100": 15.7, "T4": 8.1, "TPU v4": 275.0, "TPU v5 lite": 197.0, "TPU v5e": 197.0,
+    "TPU v5p": 459.0, "TPU v6": 918.0,
+}
+
+
+def peak_tflops(device_kind: str) -> float | None:
+  if os.environ.get("GENJAX_PEAK_TFLOPS"):
+    return float(os.environ["GENJAX_PEAK_TFLOPS"])
+  return next((v for k, v in PEAK_TFLOPS.items() if k.lower() in device_kind.lower()), None)
+
+
+def step_flops(compiled) -> float | None:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
+    analysis = analysis[0] if analysis else {}
+  flops = (analysis or {}).get("flops")
+  return float(flops) if flops and flops > 0 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=300)
+  parser.add_argument("--workload", default="dcgan")
+  args = parser.parse_args(argv)
+  workload = next(w for w in workloads() if w.name == args.workload)
+  run = trainer.Run(workload.config, "/tmp/genjax-bench")  # nothing is written
+  _set_image_shape(run.objective)
+  batches = [trainer.shard_batch(b, run.mesh) for b in synthetic_batches(workload.config, 4)]
+  state = run.init_state(batches[0])
+  train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh))
+  flops = step_flops(train_step.lower(state, batches[0]).compile())
+
+  for i in range(3):  # compile and warm up
+    state, _ = train_step(state, batches[i % len(batches)])
+  jax.block_until_ready(state)
+  start = time.perf_counter()
+  history = []
+  for i in range(args.steps):
+    state, metrics = train_step(state, batches[i % len(batches)])
+    history.append(metrics)
+  jax.block_until_ready((state, history))
+  seconds = time.perf_counter() - start
+
+  rate = args.steps / seconds
+  kind = jax.devices()[0].device_kind
+  peak = peak_tflops(kind)
+  achieved = flops * rate / 1e12 if flops else None
+  result = {"workload": workload.name, "description": workload.description, "steps": args.steps,
+            "steps_per_s": round(rate, 2),
+            "examples_per_s": round(rate * workload.config.batch_size, 1),
+            "gflops_per_step": round(flops / 1e9, 3) if flops else None,
+            "achieved_tflops": round(achieved, 4) if achieved else None,
+            "peak_tflops_per_device": peak, "devices": jax.device_count(),
+            "mfu": round(achieved / (peak * jax.device_count()), 4) if achieved and peak else None,
+            "machine": machine()}
+  print(json.dumps(result))
+  mfu = f"{100 * result['mfu']:.1f}%" if result["mfu"] is not None else "n/a (unknown peak: set GENJAX_PEAK_TFLOPS)"
+  print(f"{workload.name} on {jax.device_count()} x {kind}: {rate:.1f} steps/s, "
+        f"{result['examples_per_s']:.0f} examples/s, {result['gflops_per_step']} GFLOP/step, "
+        f"{result['achieved_tflops']} TFLOP/s, MFU {mfu}")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
