@@ -23,7 +23,7 @@ run: install
 
 # pytest exits 5 when it collects nothing; that is not a failure of the code under test.
 test: install
-	$(PY) -m pytest -q tests || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -n 2 tests || [ $$? -eq 5 ]
 
 bench: install
 	$(PY) -m benchmarks.run $(ARGS)

@@ -197,8 +197,11 @@ class GANObjective:
     return jnp.where(burst, jnp.maximum(WGAN_BURST_ITERATIONS, self.n_critic), self.n_critic)
 
   def real_rows(self, i: jax.Array, rng: jax.Array, total: int) -> jax.Array:
-    """Row indices of critic update i: chunk i of the step's batch; random rows past chunk n_critic."""
+    """Rows of critic update i (indices, or a slice when i is static): chunk i of the step's batch;
+    random rows past chunk n_critic."""
     rows = total // self.n_critic
+    if isinstance(i, int) and i < self.n_critic:  # unrolled loop: a static slice, not a gather
+      return slice(i * rows, (i + 1) * rows)
     chunk = (i % self.n_critic) * rows + jnp.arange(rows)
     if not self.wgan_schedule:
       return chunk
