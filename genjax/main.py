@@ -10,7 +10,8 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment file: experiments/NAME.py[:ARG].",
                                           lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures "
+                                "(default: runs/NAME for experiments/NAME.py[:ARG], NAME_ARG with an ARG).")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many draws --mode sample makes.")
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
@@ -60,6 +61,13 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or not any(p in record.pathname for p in self._NOISY)
 
 
+def default_workdir(config_path: str) -> str:
+  """experiments/wgan.py -> runs/wgan; experiments/vae_mlp.py:2 -> runs/vae_mlp_2."""
+  file, _, arg = config_path.partition(":")
+  name = os.path.splitext(os.path.basename(file))[0]
+  return os.path.join("runs", f"{name}_{arg}" if arg else name)
+
+
 def _fail(message: str) -> None:
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
@@ -80,19 +88,18 @@ def main(argv) -> None:
     _fail(" ".join(line.strip() for line in str(e).splitlines()[-2:]))
   if config is None:
     _fail("--config is required, e.g. --config experiments/ae_mlp.py")
-  if not _WORKDIR.value:
-    _fail("--workdir is required, e.g. --workdir runs/ae_mlp")
+  workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
   try:
     validate(config)
     trainer.enable_compilation_cache()
     _maybe_initialize_distributed()
     if _MODE.value == "train":
-      trainer.train(config, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
-      logging.info("done: %s (pictures in %s)", _WORKDIR.value, os.path.join(_WORKDIR.value, "images"))
+      trainer.train(config, workdir, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+      logging.info("done: %s (pictures in %s)", workdir, os.path.join(workdir, "images"))
     elif _MODE.value == "eval":
-      modes.evaluate(config, _WORKDIR.value)
+      modes.evaluate(config, workdir)
     else:
-      modes.sample(config, _WORKDIR.value, _NUM_SAMPLES.value)
+      modes.sample(config, workdir, _NUM_SAMPLES.value)
   except (ConfigError, DatasetError, trainer.TrainingError, NotImplementedError) as e:
     _fail(str(e))
   except KeyError as e:  # unknown names from a registry

@@ -101,3 +101,9 @@ def test_cli_trains_evaluates_and_refuses_bad_input(tmp_path):
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1].startswith("error: config.model.name='nope' is unknown")
   assert not os.path.exists(bad_dir)
+
+
+def test_default_workdir_is_named_after_the_experiment():
+  from genjax.main import default_workdir
+  assert default_workdir("experiments/wgan.py") == os.path.join("runs", "wgan")
+  assert default_workdir("experiments/vae_mlp.py:2") == os.path.join("runs", "vae_mlp_2")
