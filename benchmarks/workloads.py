@@ -317,8 +317,9 @@ def workloads() -> list[Workload]:
   s = sizes()
   vae = configs.vae_config("mlp", hidden=(s.vae_hidden,), latent_dim=s.vae_latent)
   vae.batch_size = s.vae_batch
-  dcgan = configs.gan_config("dcgan", critic_batch_size=s.dcgan_batch, latent_dim=s.dcgan_latent,
-                             features=s.dcgan_features)
+  dcgan = {kind: configs.gan_config("dcgan", critic_batch_size=s.dcgan_batch, latent_dim=s.dcgan_latent,
+                                    features=s.dcgan_features, upsample=kind)
+           for kind in ("auto", "transpose", "phase")}  # issue 9: each upsampling choice
   wgan = configs.gan_config("wgan", critic_batch_size=s.wgan_chunk, latent_dim=s.wgan_latent,
                             hidden=(s.wgan_hidden, s.wgan_hidden))
   cae = {mode: configs.autoencoder_config("mlp", hidden=(s.cae_hidden,), latent_dim=s.cae_latent,
@@ -330,8 +331,9 @@ def workloads() -> list[Workload]:
   return [
       Workload("vae_mlp", f"VAE MLP {d}-{s.vae_hidden}-{s.vae_latent}, batch {vae.batch_size}", vae,
                minimal_vae, torch_vae),
-      Workload("dcgan", f"DCGAN 28x28 z{s.dcgan_latent} {s.dcgan_features}, BN, batch {dcgan.batch_size}",
-               dcgan, minimal_gan, torch_gan),
+      *(Workload("dcgan" if kind == "auto" else f"dcgan_{kind}",
+                 f"DCGAN 28x28 z{s.dcgan_latent} {s.dcgan_features}, BN, upsample {kind}, batch {c.batch_size}",
+                 c, minimal_gan, torch_gan) for kind, c in dcgan.items()),
       Workload("wgan_mlp", f"WGAN clip MLP {s.wgan_hidden}x2, n_critic 5, 5x{s.wgan_chunk} rows", wgan,
                minimal_gan, torch_gan),
       *(Workload(f"cae_{mode}", f"CAE MLP {d}-{s.cae_hidden}-{s.cae_latent} sigmoid, J by "

@@ -151,3 +151,22 @@ def test_validator_accepts_or_gives_one_line_error(overrides):
   except ConfigError as e:
     message = str(e)
     assert "\n" not in message and message.startswith("config.")
+
+
+def test_nothing_is_written_outside_the_workdir_and_the_caches(tmp_path):
+  """A run from an empty directory with an empty HOME leaves files only in --workdir, the data
+  directory and ~/.cache/genjax (XLA's compilation cache)."""
+  home, cwd, data = tmp_path / "home", tmp_path / "cwd", tmp_path / "data"
+  for d in (home, cwd, data):
+    d.mkdir()
+  env = {k: v for k, v in os.environ.items() if k != "GENJAX_COMPILATION_CACHE"}
+  env.update(HOME=str(home), GENJAX_DATA_DIR=str(data), PYTHONPATH=ROOT)
+  result = subprocess.run([sys.executable, "-m", "genjax.main", "--config",
+                           os.path.join(ROOT, "experiments", "ae_mlp.py"), "--workdir", "run",
+                           "--config.num_steps=3", "--config.log_every=1", "--config.batch_size=16"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(os.listdir(cwd)) == ["run"]
+  written = {os.path.relpath(os.path.join(root, f), home) for root, _, files in os.walk(home) for f in files}
+  assert written and all(p.startswith(os.path.join(".cache", "genjax", "xla")) for p in written), written
+  assert os.listdir(data)  # the prepared digits
