@@ -10,7 +10,7 @@ from PIL import Image
 
 def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1, scale: int = 0) -> np.ndarray:
   """Tiles [N, H, W, C] images in [0, 1] into one uint8 picture; small images are upscaled to read."""
-  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  images = np.clip(np.nan_to_num(np.asarray(images, np.float32), nan=0.0), 0.0, 1.0)  # NaN: black
   if images.ndim == 3:
     images = images[..., None]
   n, h, w, c = images.shape
