@@ -66,8 +66,6 @@ class AutoencoderObjective:
   def validate(config: ConfigDict) -> None:
     model = config.model
     validate_architecture(config)
-    latent = model.get("latent_dim")
-    require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
     require(model.get("noise", "none") in NOISES, "model.noise", model.get("noise"), f"one of {NOISES}")
     level = model.get("noise_level", 0.0)
     require(isinstance(level, (int, float)) and level >= 0, "model.noise_level", level, "a number >= 0")

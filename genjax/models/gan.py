@@ -129,8 +129,6 @@ class GANObjective:
   def validate(config: ConfigDict) -> None:
     model = config.model
     validate_architecture(config)
-    latent = model.get("latent_dim")
-    require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
     loss = model.get("loss", "non_saturating")
     require(loss in ADVERSARIAL_LOSSES, "model.loss", loss, f"one of {sorted(ADVERSARIAL_LOSSES)}")
     reg = model.get("critic_regularizer", "none")

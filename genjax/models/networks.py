@@ -149,23 +149,26 @@ def make_decoder(model: ConfigDict, output_shape: Sequence[int], **overrides) ->
 
 
 def validate_architecture(config: ConfigDict) -> None:
-  """Checks the architecture keys shared by every family; one-line ConfigError otherwise."""
+  """Checks the keys every family shares (latent size, architecture); one-line ConfigError otherwise."""
   from genjax.config import require
   model = config.model
+  latent = model.get("latent_dim")
+  require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
   arch = model.get("architecture", "mlp")
   require(arch in ("mlp", "conv"), "model.architecture", arch, "'mlp' or 'conv'")
   require(model.get("activation", "relu") in ACTIVATIONS, "model.activation",
           model.get("activation"), f"one of {sorted(ACTIVATIONS)}")
   require(model.get("norm", "none") in NORMS, "model.norm", model.get("norm"), f"one of {NORMS}")
   if arch == "conv":
-    features = tuple(model.get("features", ()))
-    require(len(features) >= 1 and all(isinstance(f, int) and f >= 1 for f in features),
+    features = model.get("features", ())
+    require(isinstance(features, (tuple, list)) and len(features) >= 1
+            and all(isinstance(f, int) and f >= 1 for f in features),
             "model.features", features, "a non-empty tuple of positive integers")
     require(model.get("downsample", "stride") in DOWNSAMPLE, "model.downsample",
             model.get("downsample"), f"one of {DOWNSAMPLE}")
     require(model.get("upsample", "auto") in UPSAMPLE, "model.upsample", model.get("upsample"),
             f"one of {UPSAMPLE}")
   else:
-    hidden = tuple(model.get("hidden", ()))
-    require(all(isinstance(h, int) and h >= 1 for h in hidden), "model.hidden", hidden,
-            "a tuple of positive integers")
+    hidden = model.get("hidden", ())
+    require(isinstance(hidden, (tuple, list)) and all(isinstance(h, int) and h >= 1 for h in hidden),
+            "model.hidden", hidden, "a tuple of positive integers")

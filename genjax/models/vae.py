@@ -175,8 +175,6 @@ class VAEObjective:
     validate_architecture(config)
     require(model.get("norm", "none") != "batch", "model.norm", "batch",
             "'none' or 'layer' (batch statistics would couple the k importance samples)")
-    latent = model.get("latent_dim")
-    require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
     kind = model.get("likelihood", "bernoulli")
     require(kind in LIKELIHOODS, "model.likelihood", kind, f"one of {sorted(LIKELIHOODS)}")
     variance = model.get("decoder_variance", "learned")
