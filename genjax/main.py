@@ -1,4 +1,4 @@
-"""Command line: python -m genjax.main --config experiments/NAME.py --workdir DIR [--mode train|eval|sample]."""
+"""Command line: python -m genjax.main --config experiments/NAME.py[:ARG] [--workdir DIR] [--mode train|eval|sample]."""
 from __future__ import annotations
 
 import logging as std_logging
