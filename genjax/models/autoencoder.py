@@ -45,8 +45,30 @@ def interpolate_codes(z_a: jax.Array, z_b: jax.Array, steps: int) -> jax.Array:
   return (1.0 - t) * z_a[:, None, :] + t * z_b[:, None, :]
 
 
+class EncodeDecode:
+  """What every family with an encoder and a decoder derives from `encode` and `decode`."""
+
+  def reconstruct(self, state: TrainState, x: jax.Array) -> jax.Array:
+    return self.decode(state, self.encode(state, x))
+
+  def interpolate(self, state: TrainState, x_a: jax.Array, x_b: jax.Array, steps: int = 10) -> jax.Array:
+    """Decoded straight lines between the codes of x_a and x_b: [batch, steps, H, W, C]."""
+    path = interpolate_codes(self.encode(state, x_a), self.encode(state, x_b), steps)
+    decoded = self.decode(state, path.reshape(-1, path.shape[-1]))
+    return decoded.reshape(path.shape[:2] + decoded.shape[1:])
+
+  def autoencoding_pictures(self, state: TrainState, batch: dict) -> dict[str, Any]:
+    """'interpolation' strips between test images and 'reconstructions' (rows alternate 8
+    originals / their 8 reconstructions; [rows, cols, H, W, C] keeps the layout)."""
+    x = batch["x"][:max(8, min(32, batch["x"].shape[0] // 8 * 8))]
+    half = x.shape[0] // 2
+    pairs = jnp.stack([x, self.reconstruct(state, x)]).reshape((2, -1, 8) + x.shape[1:])
+    return {"interpolation": self.interpolate(state, x[:min(half, 8)], x[half:half + min(half, 8)]),
+            "reconstructions": jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:])}
+
+
 @MODELS.register("autoencoder")
-class AutoencoderObjective:
+class AutoencoderObjective(EncodeDecode):
   """The autoencoder family; `model.*` keys choose architecture, variant and weights."""
 
   def __init__(self, config: ConfigDict):
@@ -130,24 +152,9 @@ class AutoencoderObjective:
     logits = self.decoder.apply({"params": state.params["decoder"]}, z)
     return jax.nn.sigmoid(logits)
 
-  def reconstruct(self, state: TrainState, x: jax.Array) -> jax.Array:
-    return self.decode(state, self.encode(state, x))
-
-  def interpolate(self, state: TrainState, x_a: jax.Array, x_b: jax.Array, steps: int = 10) -> jax.Array:
-    """Decoded straight lines between the codes of x_a and x_b: [batch, steps, H, W, C]."""
-    path = interpolate_codes(self.encode(state, x_a), self.encode(state, x_b), steps)
-    decoded = self.decode(state, path.reshape(-1, path.shape[-1]))
-    return decoded.reshape(path.shape[:2] + x_a.shape[1:])
-
   def pictures(self, state: TrainState, batch: dict, rng: jax.Array) -> dict[str, Any]:
-    x = batch["x"][:max(8, min(32, batch["x"].shape[0] // 8 * 8))]
-    half = x.shape[0] // 2
-    # Rows alternate 8 originals / their 8 reconstructions ([rows, cols, H, W, C] keeps the layout).
-    pairs = jnp.stack([x, self.reconstruct(state, x)]).reshape((2, -1, 8) + x.shape[1:])
-    recon = jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:])
     # Interpolation first: it is what `--mode sample` keeps as samples.npy for a model without a prior.
-    return {"interpolation": self.interpolate(state, x[:min(half, 8)], x[half:half + min(half, 8)]),
-            "reconstructions": recon}
+    return self.autoencoding_pictures(state, batch)
 
   def evaluate(self, state: TrainState, arrays: dict, rng: jax.Array) -> dict[str, float]:
     """Test-set means of every loss term (nats or squared error per example) on clean inputs."""

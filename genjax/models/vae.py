@@ -29,7 +29,7 @@ from genjax import losses
 from genjax.config import require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate import likelihood as likelihood_bounds
-from genjax.models.autoencoder import interpolate_codes
+from genjax.models.autoencoder import EncodeDecode
 from genjax.models.networks import make_decoder, make_encoder, validate_architecture
 from genjax.optim import make_optimizer
 from genjax.registry import MODELS
@@ -149,7 +149,7 @@ def manifold_grid(n: int) -> Array:
 # ----------------------------------------------------------------------------- the family
 
 @MODELS.register("vae")
-class VAEObjective:
+class VAEObjective(EncodeDecode):
   """The VAE family; `model.*` keys choose architecture, likelihood, beta, warm-up and the bound."""
 
   def __init__(self, config: ConfigDict):
@@ -261,18 +261,9 @@ class VAEObjective:
     """Decoder means E[x|z] in [0, 1]: [batch, H, W, C]."""
     return self.likelihood.mean(self.decoder_output(state.params, z))
 
-  def reconstruct(self, state: TrainState, x: Array) -> Array:
-    return self.decode(state, self.encode(state, x))
-
   def sample(self, state: TrainState, rng: Array, n: int) -> Array:
     """Decoder means of n draws z ~ N(0, I) (means, not Bernoulli draws, as in the papers' figures)."""
     return self.decode(state, jax.random.normal(rng, (n, self.latent_dim)))
-
-  def interpolate(self, state: TrainState, x_a: Array, x_b: Array, steps: int = 10) -> Array:
-    """Decoded straight lines between posterior means: [batch, steps, H, W, C]."""
-    path = interpolate_codes(self.encode(state, x_a), self.encode(state, x_b), steps)
-    decoded = self.decode(state, path.reshape(-1, self.latent_dim))
-    return decoded.reshape(path.shape[:2] + decoded.shape[1:])
 
   def latent_manifold(self, state: TrainState, n: int = 15) -> Array:
     """Decoder means over the 2-D latent grid of `manifold_grid`: [n, n, H, W, C]."""
@@ -289,14 +280,7 @@ class VAEObjective:
         self.eval_chunk_size)
 
   def pictures(self, state: TrainState, batch: dict, rng: Array) -> dict[str, Any]:
-    x = batch["x"][:max(8, min(32, batch["x"].shape[0] // 8 * 8))]
-    half = x.shape[0] // 2
-    # Rows alternate 8 originals / their 8 reconstructions ([rows, cols, H, W, C] keeps the layout).
-    pairs = jnp.stack([x, self.reconstruct(state, x)]).reshape((2, -1, 8) + x.shape[1:])
-    pictures = {
-        "samples": self.sample(state, rng, 64),
-        "reconstructions": jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:]),
-        "interpolation": self.interpolate(state, x[:min(half, 8)], x[half:half + min(half, 8)])}
+    pictures = {"samples": self.sample(state, rng, 64), **self.autoencoding_pictures(state, batch)}
     if self.latent_dim == 2:
       pictures["manifold"] = self.latent_manifold(state, 15)
     return pictures
