@@ -10,13 +10,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax.config import require
 from genjax.data import eval_batches, example_shape
+from genjax.evaluate.likelihood import dataset_means
 from genjax.models.networks import make_decoder, make_encoder, validate_architecture
 from genjax.optim import make_optimizer
 from genjax.registry import MODELS
@@ -160,12 +160,7 @@ class AutoencoderObjective(EncodeDecode):
     """Test-set means of every loss term (nats or squared error per example) on clean inputs."""
     # A denoising AE is judged on clean inputs: the error a user of the code cares about.
     batch_terms = jax.jit(lambda params, x: self.terms(params, x, rng, noisy=False))
-    totals: dict[str, float] = {}
-    count = 0
-    for batch in eval_batches(arrays, 256):
-      terms = jax.device_get(batch_terms(state.params, jnp.asarray(batch["x"])))
-      for k, v in terms.items():
-        totals[k] = totals.get(k, 0.0) + float(np.sum(v))
-      count += len(batch["x"])
-    return {f"test_{k}": v / count for k, v in totals.items()} | {"num_examples": count}
+    means = dataset_means(lambda x, _: batch_terms(state.params, x), eval_batches(arrays, 256), pad_to=256)
+    count = means.pop("num_examples")
+    return {f"test_{k}": v for k, v in means.items()} | {"num_examples": count}
 
