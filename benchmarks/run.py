@@ -4,9 +4,10 @@
   GENJAX_BENCH_SMALL=1 python -m benchmarks.run   # tiny shapes: a smoke run of this script
 
 genjax's step is built exactly as the trainer builds it (`Run`, `Run.init_state`, `make_train_step`
-on the mesh, donated replicated state) and fed batches already sharded by `shard_batch`, like the
-minimal loop is fed device-resident arrays; 'genjax_feed' also pays `shard_batch` from host numpy
-every step, as `trainer.train` does. Contenders are interleaved (a different order each repeat) so
+on the mesh, donated replicated state, genjax's XLA compiler options) and fed batches already sharded
+by `shard_batch`, like the minimal loop is fed device-resident arrays; 'genjax_feed' also pays
+`shard_batch` from host numpy every step, as `trainer.train` does; 'genjax_xla' is the same step
+compiled with XLA's default options (a plain `jax.jit`, as the minimal loop is). Contenders are interleaved (a different order each repeat) so
 load from other processes hits them alike; each number is the median steps/s over the repeats.
 Prints a table, then one JSON line per workload with the ratios.
 """
@@ -29,7 +30,7 @@ import numpy as np
 from benchmarks.workloads import IMAGE, Workload, synthetic_batches, workloads
 from genjax import trainer
 
-CONTENDERS = ("genjax", "genjax_feed", "minimal", "torch_eager", "torch_compile")
+CONTENDERS = ("genjax", "genjax_feed", "genjax_xla", "minimal", "torch_eager", "torch_compile")
 NUM_BATCHES = 4  # distinct batches cycled through, so no step sees a constant input
 TORCH_THREADS = os.cpu_count() or 1
 TORCH_THREADS_USED: dict[str, int] = {}
@@ -41,13 +42,16 @@ def _set_image_shape(objective) -> None:
     objective.__dict__["data_shape"] = IMAGE
 
 
-def genjax_contender(workload: Workload, batches: list[dict], feed: bool) -> Callable[[int], float]:
-  """n -> seconds for n trainer steps; `feed` shards each host batch inside the loop."""
+def genjax_contender(workload: Workload, batches: list[dict], feed: bool,
+                     compiler_options: dict | None = None) -> Callable[[int], float]:
+  """n -> seconds for n trainer steps; `feed` shards each host batch inside the loop;
+  `compiler_options` {} compiles with XLA's defaults instead of genjax's (genjax/xla_options.py)."""
   run = trainer.Run(workload.config, os.path.join(tempfile.gettempdir(), "genjax-bench"))  # writes nothing
   _set_image_shape(run.objective)
   sharded = [trainer.shard_batch(b, run.mesh) for b in batches]
   state = run.init_state(sharded[0])
-  train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh))
+  train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh),
+                                       compiler_options=compiler_options)
   inputs = batches if feed else sharded
   put = (lambda b: trainer.shard_batch(b, run.mesh)) if feed else (lambda b: b)
 
@@ -106,6 +110,7 @@ def build(name: str, workload: Workload, batches: list[dict]) -> Callable[[int],
   builders = {
       "genjax": lambda: genjax_contender(workload, batches, feed=False),
       "genjax_feed": lambda: genjax_contender(workload, batches, feed=True),
+      "genjax_xla": lambda: genjax_contender(workload, batches, feed=False, compiler_options={}),
       "minimal": lambda: minimal_contender(workload, batches),
       "torch_eager": lambda: torch_contender(workload, batches, compile_=False),
       "torch_compile": lambda: torch_contender(workload, batches, compile_=True),
@@ -199,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps_per_s": {k: round(v, 2) for k, v in rates.items()},
             "genjax/minimal": ratio(rates, "genjax", "minimal"),
             "genjax_feed/minimal": ratio(rates, "genjax_feed", "minimal"),
+            "genjax/genjax_xla": ratio(rates, "genjax", "genjax_xla"),
             "genjax/torch_eager": ratio(rates, "genjax", "torch_eager"),
             "genjax/torch_compile": ratio(rates, "genjax", "torch_compile"),
             "torch_threads": {k: v for k, v in TORCH_THREADS_USED.items() if k.split("/")[0] == workload.name},
@@ -219,13 +225,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(lines: list[dict], contenders: list[str]) -> str:
   """Markdown: steps/s per contender, then the two ratios the targets are about."""
-  head = ["workload", *contenders, "genjax/minimal", "genjax/torch_eager"]
+  ratios = [r for r in ("genjax/genjax_xla", "genjax/minimal", "genjax/torch_eager")
+            if r != "genjax/genjax_xla" or "genjax_xla" in contenders]
+  head = ["workload", *contenders, *ratios]
   rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for line in lines:
     cells = [line["workload"]]
     for c in contenders:
       cells.append(f"{line['steps_per_s'][c]:.1f}" if c in line["steps_per_s"] else "n/a")
-    for key in ("genjax/minimal", "genjax/torch_eager"):
+    for key in ratios:
       cells.append(f"{line[key]:.2f}x" if line[key] is not None else "n/a")
     rows.append("| " + " | ".join(cells) + " |")
   return "\n".join(rows)

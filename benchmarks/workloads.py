@@ -105,7 +105,8 @@ def _gan_nets(config: ConfigDict):
   m = config.model
   if m.architecture == "conv":
     gen = ConvDecoder(tuple(reversed(m.features)), IMAGE, upsample=m.upsample, norm=m.norm)
-    critic = ConvEncoder(tuple(m.features), 1, activation="leaky_relu", norm=m.norm)
+    critic = ConvEncoder(tuple(m.features), 1, activation="leaky_relu", norm=m.norm,
+                         input_grad=m.conv_input_grad)
   else:
     gen = MLPDecoder(tuple(reversed(m.hidden)), IMAGE)
     critic = MLP(tuple(m.hidden), 1, activation="leaky_relu")
@@ -317,9 +318,12 @@ def workloads() -> list[Workload]:
   s = sizes()
   vae = configs.vae_config("mlp", hidden=(s.vae_hidden,), latent_dim=s.vae_latent)
   vae.batch_size = s.vae_batch
+  # issue 9: 'transpose' = flax's own layers and gradients; 'phase' = phase-decomposed upsampling and
+  # critic input gradients everywhere; 'auto' = what genjax picks per layer (phase where it wins).
   dcgan = {kind: configs.gan_config("dcgan", critic_batch_size=s.dcgan_batch, latent_dim=s.dcgan_latent,
-                                    features=s.dcgan_features, upsample=kind)
-           for kind in ("auto", "transpose", "phase")}  # issue 9: each upsampling choice
+                                    features=s.dcgan_features, upsample=kind,
+                                    conv_input_grad={"transpose": "xla"}.get(kind, kind))
+           for kind in ("auto", "transpose", "phase")}
   wgan = configs.gan_config("wgan", critic_batch_size=s.wgan_chunk, latent_dim=s.wgan_latent,
                             hidden=(s.wgan_hidden, s.wgan_hidden))
   cae = {mode: configs.autoencoder_config("mlp", hidden=(s.cae_hidden,), latent_dim=s.cae_latent,
@@ -332,7 +336,8 @@ def workloads() -> list[Workload]:
       Workload("vae_mlp", f"VAE MLP {d}-{s.vae_hidden}-{s.vae_latent}, batch {vae.batch_size}", vae,
                minimal_vae, torch_vae),
       *(Workload("dcgan" if kind == "auto" else f"dcgan_{kind}",
-                 f"DCGAN 28x28 z{s.dcgan_latent} {s.dcgan_features}, BN, upsample {kind}, batch {c.batch_size}",
+                 f"DCGAN 28x28 z{s.dcgan_latent} {s.dcgan_features}, BN, upsample {kind}, critic input "
+                 f"grad {c.model.conv_input_grad}, batch {c.batch_size}",
                  c, minimal_gan, torch_gan) for kind, c in dcgan.items()),
       Workload("wgan_mlp", f"WGAN clip MLP {s.wgan_hidden}x2, n_critic 5, 5x{s.wgan_chunk} rows", wgan,
                minimal_gan, torch_gan),

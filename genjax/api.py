@@ -23,6 +23,7 @@ from PIL import Image
 from genjax import images as genjax_images
 from genjax import modes
 from genjax import trainer
+from genjax import xla_options
 from genjax.config import validate
 from genjax.objective import has_ability
 from genjax.trainer import Run, TrainingError, make_mesh
@@ -93,14 +94,14 @@ class Model:
   @functools.cache
   def _jitted(self, name: str, *static: Any):
     method = self._method(name)
-    return jax.jit(lambda state, *args: method(state, *args, *static))
+    return xla_options.jit(lambda state, *args: method(state, *args, *static))
 
   def _key(self, seed: int) -> jax.Array:
     return jax.random.key(seed)
 
   def sample(self, n: int = 64, seed: int = 0) -> np.ndarray:
     self._method("sample")
-    return np.asarray(jax.jit(self.objective.sample, static_argnums=2)(self.state, self._key(seed), n))
+    return np.asarray(xla_options.jit(self.objective.sample, static_argnums=2)(self.state, self._key(seed), n))
 
   def encode(self, x) -> np.ndarray:
     return np.asarray(self._jitted("encode")(self.state, np.asarray(x, np.float32)))

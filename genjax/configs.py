@@ -29,7 +29,7 @@ def autoencoder_config(architecture: str = "mlp", **model) -> ConfigDict:
   config.model = ConfigDict({
       "name": "autoencoder", "architecture": architecture, "latent_dim": 16,
       "hidden": (256, 128), "features": (32, 64), "downsample": "stride", "upsample": "auto",
-      "interpolation": "nearest", "activation": "relu", "norm": "none",
+      "conv_input_grad": "auto", "interpolation": "nearest", "activation": "relu", "norm": "none",
       "reconstruction_loss": "squared_error", "noise": "none", "noise_level": 0.0,
       "sparsity_weight": 0.0, "contractive_weight": 0.0, "jacobian_mode": "auto"})
   config.model.update(model)
@@ -46,7 +46,7 @@ def vae_config(architecture: str = "mlp", latent_dim: int | str | None = None, *
   config.model = ConfigDict({
       "name": "vae", "architecture": architecture, "latent_dim": 10,
       "hidden": (256, 128), "features": (32, 64), "downsample": "stride", "upsample": "auto",
-      "interpolation": "nearest", "activation": "relu", "norm": "none",
+      "conv_input_grad": "auto", "interpolation": "nearest", "activation": "relu", "norm": "none",
       "likelihood": "bernoulli", "decoder_variance": "learned", "objective": "elbo",
       "num_importance_samples": 1, "beta": 1.0, "kl_warmup_steps": 0,
       "eval_importance_samples": 5000, "eval_chunk_size": 500, "eval_batch_size": 100, **model})
@@ -84,7 +84,8 @@ def gan_config(recipe: str = "gan", dataset: str | dict = "digits", critic_batch
   config.dataset.update(dataset if isinstance(dataset, dict) else {"name": dataset})
   config.model = ConfigDict({
       "name": "gan", "architecture": "mlp", "latent_dim": 32, "hidden": (256, 256),
-      "features": (32, 64), "downsample": "stride", "upsample": "auto", "interpolation": "nearest",
+      "features": (32, 64), "downsample": "stride", "upsample": "auto",
+      "conv_input_grad": "auto", "interpolation": "nearest",
       "activation": "relu", "critic_activation": "leaky_relu", "norm": "none",
       "critic_norm": "",  # '' = same as norm
       "loss": "non_saturating", "critic_regularizer": "none", "clip_value": 0.01, "gp_weight": 10.0,

@@ -10,6 +10,7 @@ from absl import logging
 from ml_collections import ConfigDict
 
 from genjax import images as genjax_images
+from genjax import xla_options
 from genjax.evaluate.classifier import sample_quality_report
 from genjax.objective import as_numpy, has_ability
 from genjax.trainer import Run
@@ -29,7 +30,7 @@ def evaluation(run: Run, state) -> dict:
              **as_numpy(run.objective.evaluate(state, test, key))}
   if has_ability(run.objective, "sample") and test["x"].ndim == 4:  # image generators: sample quality
     n = min(len(test["x"]), int(run.config.get("eval_num_samples", 1000)))
-    samples = jax.jit(run.objective.sample, static_argnums=2)(state, jax.random.fold_in(key, 7), n)
+    samples = xla_options.jit(run.objective.sample, static_argnums=2)(state, jax.random.fold_in(key, 7), n)
     results.update(sample_quality_report(run.config.dataset, np.asarray(samples), test["x"][:n]))
   return {k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for k, v in results.items()}
 

@@ -22,6 +22,7 @@ from ml_collections import ConfigDict
 
 from genjax import data as genjax_data
 from genjax import images as genjax_images
+from genjax import xla_options
 from genjax.config import ConfigError
 from genjax.objective import has_ability
 from genjax.registry import MODELS
@@ -142,7 +143,7 @@ class Run:
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
   def init_state(self, batch) -> TrainState:
-    init = jax.jit(self._init_fn(), out_shardings=replicated(self.mesh))
+    init = xla_options.jit(self._init_fn(), out_shardings=replicated(self.mesh))
     return init(jax.random.key(self.config.seed), batch)
 
   # -- checkpoints
@@ -216,7 +217,7 @@ class Run:
     if not (self.is_chief and has_ability(self.objective, "pictures")):
       return []
     if self._pictures is None:  # jitted once: eager flax applies cost seconds per snapshot
-      self._pictures = jax.jit(self.objective.pictures)
+      self._pictures = xla_options.jit(self.objective.pictures)
     pictures = self._pictures(state, self.picture_batch(), self.picture_key())
     reference = self.train_arrays["x"][:2000] if self.train_arrays["x"].ndim == 2 else None
     paths = []
@@ -286,8 +287,11 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool = False) -> Callable:
+def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool = False,
+                    compiler_options: dict | None = None) -> Callable:
   """jit(objective.step) with the batch sharded over `data`, the state replicated and donated.
+
+  `compiler_options` default to `xla_options.compiler_options` of the mesh's platform ({} = XLA's own).
 
   With `skip_nonfinite`, an update whose metrics or new parameters are not finite is dropped
   (params, optimizer and family state keep their old values) and counted in `state.skipped`.
@@ -304,8 +308,11 @@ def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool 
       metrics = {**metrics, "update_skipped": 1 - finite.astype(jnp.float32)}  # interval mean: the fraction
     return new_state.replace(step=state.step + 1), metrics
 
+  if compiler_options is None:
+    compiler_options = xla_options.compiler_options(mesh.devices.flat[0].platform)
   return jax.jit(train_step, in_shardings=(state_sharding, NamedSharding(mesh, P("data"))),
-                 out_shardings=(state_sharding, replicated(mesh)), donate_argnums=0)
+                 out_shardings=(state_sharding, replicated(mesh)), donate_argnums=0,
+                 compiler_options=compiler_options or None)
 
 
 def write_config(config: ConfigDict, workdir: str) -> None:

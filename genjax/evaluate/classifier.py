@@ -16,6 +16,7 @@ import optax
 from absl import logging
 
 from genjax import data as genjax_data
+from genjax import xla_options
 
 EMBEDDING_DIM = 128
 
@@ -47,7 +48,7 @@ def train_classifier(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: 
   params = model.init(jax.random.key(seed), jnp.zeros((1,) + x.shape[1:]))["params"]
   tx = optax.adam(1e-3)
 
-  @jax.jit
+  @xla_options.jit
   def update(params, opt_state, key):
     idx_key, noise_key = jax.random.split(key)
     idx = jax.random.randint(idx_key, (batch_size,), 0, x.shape[0])
@@ -91,7 +92,7 @@ class FeatureExtractor:
       with open(path + ".tmp", "wb") as f:
         f.write(flax.serialization.to_bytes(self.params))
       os.replace(path + ".tmp", path)  # atomic: a killed run leaves no half-written cache
-    self._apply: Callable = jax.jit(lambda p, x: self.model.apply({"params": p}, x))
+    self._apply: Callable = xla_options.jit(lambda p, x: self.model.apply({"params": p}, x))
     self.accuracy = float(np.mean(self.predict(test["x"]) == test["label"]))
 
   def _outputs(self, x: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ import optax
 from ml_collections import ConfigDict
 
 from genjax import losses
+from genjax import xla_options
 from genjax.config import require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate.likelihood import dataset_means
@@ -81,7 +82,10 @@ class AutoencoderObjective(EncodeDecode):
     self.contractive_weight = float(config.model.get("contractive_weight", 0.0))
     self.jacobian_mode = config.model.get("jacobian_mode", "auto")
     self.reconstruction = RECONSTRUCTION_LOSSES[config.model.get("reconstruction_loss", "squared_error")]
-    self.encoder = make_encoder(config.model, self.latent_dim)
+    # jax.jacfwd cannot go through the phase input gradient (a custom_vjp): XLA's conv then.
+    forward_jacobian = self.contractive_weight and self.jacobian_mode != "rev"
+    self.encoder = make_encoder(config.model, self.latent_dim,
+                                **({"input_grad": "xla"} if forward_jacobian else {}))
     self.dataset = config.dataset
 
   @staticmethod
@@ -97,8 +101,12 @@ class AutoencoderObjective(EncodeDecode):
     rec = model.get("reconstruction_loss", "squared_error")
     require(rec in RECONSTRUCTION_LOSSES, "model.reconstruction_loss", rec,
             f"one of {sorted(RECONSTRUCTION_LOSSES)}")
-    require(model.get("jacobian_mode", "auto") in ("fwd", "rev", "auto"), "model.jacobian_mode",
-            model.get("jacobian_mode"), "'fwd', 'rev' or 'auto'")
+    mode = model.get("jacobian_mode", "auto")
+    require(mode in ("fwd", "rev", "auto"), "model.jacobian_mode", mode, "'fwd', 'rev' or 'auto'")
+    require(not (model.get("contractive_weight", 0.0) and mode != "rev"
+                 and model.get("conv_input_grad", "auto") == "phase"),
+            "model.conv_input_grad", "phase", f"'xla' or 'auto' with jacobian_mode={mode!r} "
+            "(forward mode cannot go through the phase input gradient; or set jacobian_mode='rev')")
 
   @functools.cached_property
   def data_shape(self) -> tuple[int, ...]:
@@ -159,7 +167,7 @@ class AutoencoderObjective(EncodeDecode):
   def evaluate(self, state: TrainState, arrays: dict, rng: jax.Array) -> dict[str, float]:
     """Test-set means of every loss term (nats or squared error per example) on clean inputs."""
     # A denoising AE is judged on clean inputs: the error a user of the code cares about.
-    batch_terms = jax.jit(lambda params, x: self.terms(params, x, rng, noisy=False))
+    batch_terms = xla_options.jit(lambda params, x: self.terms(params, x, rng, noisy=False))
     means = dataset_means(lambda x, _: batch_terms(state.params, x), eval_batches(arrays, 256), pad_to=256)
     count = means.pop("num_examples")
     return {f"test_{k}": v for k, v in means.items()} | {"num_examples": count}

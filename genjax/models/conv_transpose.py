@@ -28,6 +28,7 @@ checkpoints are interchangeable.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -284,3 +285,85 @@ def upsample_conv(kind: str, features: int, kernel_size, strides, padding='SAME'
          'phase': PhaseConvTranspose}[resolve_upsample_kind(kind, features)]
   return cls(features=features, kernel_size=kernel_size, strides=strides,
              padding=padding, **kw)
+
+
+# -- strided convolutions whose input gradient is a phase-decomposed transposed conv
+
+CONV_INPUT_GRADS = ('xla', 'phase', 'auto')
+
+
+def _input_grad_pads(n: int, k_eff: int, s: int, pads: tuple[int, int]) -> tuple[int, int] | None:
+  """Padding of the transposed conv that is a strided conv's input gradient (None: not supported).
+
+  Forward: y[o] = sum_t w[t] x[s*o + t - lo]; so dx[i] = sum_t w[t] g[(i + lo - t) / s], the
+  transposed conv of g by the flipped kernel with padding (k_eff-1-lo, n+lo-1-(m-1)*s).
+  """
+  lo, hi = pads
+  m = (n + lo + hi - k_eff) // s + 1
+  grad_pads = (k_eff - 1 - lo, n + lo - 1 - (m - 1) * s)
+  return grad_pads if min(grad_pads) >= 0 and max(lo, hi) <= k_eff - 1 else None
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_phase_grad(x, kernel, strides, pads, precision):
+  return lax.conv_general_dilated(x, kernel, strides, pads, precision=precision,
+                                  dimension_numbers=_conv_dimension_numbers(x.ndim))
+
+
+def _conv_phase_grad_fwd(x, kernel, strides, pads, precision):
+  return _conv_phase_grad(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _conv_phase_grad_bwd(strides, pads, precision, residuals, g):
+  x, kernel = residuals
+  nsp = x.ndim - 2
+  conv_of_kernel = lambda w: lax.conv_general_dilated(
+      x, w, strides, pads, precision=precision, dimension_numbers=_conv_dimension_numbers(x.ndim))
+  kernel_grad, = jax.vjp(conv_of_kernel, kernel)[1](g)  # XLA's own kernel gradient is fast
+  grad_pads = [_input_grad_pads(n, k, s, p)
+               for n, k, s, p in zip(x.shape[1:-1], kernel.shape[:nsp], strides, pads)]
+  flipped = jnp.flip(kernel, axis=tuple(range(nsp))).swapaxes(-1, -2)
+  input_grad = phase_conv_transpose(g, flipped, strides, grad_pads, None, precision)
+  return input_grad, kernel_grad
+
+
+_conv_phase_grad.defvjp(_conv_phase_grad_fwd, _conv_phase_grad_bwd)
+
+
+def conv_phase_input_grad(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
+                          precision=None, preferred_element_type=None):
+  """``lax.conv_general_dilated`` (same signature, same result) whose input gradient is computed
+  by the phase decomposition instead of XLA's ``lhs_dilation`` convolution (slow on CPU).
+
+  For a flax ``nn.Conv(..., conv_general_dilated=conv_phase_input_grad)``. Reverse mode only
+  (a ``jax.custom_vjp``): forward-mode differentiation (``jax.jacfwd``) raises. Configurations
+  outside plain strided channels-last convolutions fall through to ``lax.conv_general_dilated``.
+  """
+  nsp = lhs.ndim - 2
+  strides = tuple(window_strides)
+  pads = (tuple(lax.padtype_to_pads(lhs.shape[1:-1], rhs.shape[:nsp], strides, padding))
+          if isinstance(padding, str) else tuple(tuple(p) for p in padding))
+  plain = (all(d == 1 for d in (lhs_dilation or ())) and all(d == 1 for d in (rhs_dilation or ()))
+           and feature_group_count == 1 and batch_group_count == 1 and preferred_element_type is None
+           and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+           == _conv_dimension_numbers(lhs.ndim))
+  # A 1-2 channel input gradient (an image layer) is faster by XLA's own kernel, as in upsampling.
+  supported = plain and any(s > 1 for s in strides) and rhs.shape[-2] >= _CPU_PHASE_MIN_FEATURES and all(
+      _input_grad_pads(n, k, s, p) is not None
+      for n, k, s, p in zip(lhs.shape[1:-1], rhs.shape[:nsp], strides, pads))
+  if not supported:
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+        feature_group_count, batch_group_count, precision, preferred_element_type)
+  pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+  return _conv_phase_grad(lhs, rhs, strides, pads, precision)
+
+
+def resolve_conv_input_grad(kind: str) -> str:
+  """'auto' -> 'phase' on CPU (XLA:CPU's lhs-dilated conv is the slow part), else 'xla'."""
+  if kind not in CONV_INPUT_GRADS:
+    raise ValueError(f'Unknown conv input gradient {kind!r}; choose one of {CONV_INPUT_GRADS}.')
+  if kind != 'auto':
+    return kind
+  return 'phase' if jax.default_backend() == 'cpu' else 'xla'

@@ -41,6 +41,7 @@ from jax import lax
 from ml_collections import ConfigDict
 
 from genjax import losses
+from genjax import xla_options
 from genjax.config import require
 from genjax.data import dataset_spec, eval_batches, example_shape, num_classes
 from genjax.data import toy2d_mode_centres, toy2d_std
@@ -358,7 +359,7 @@ class GANObjective:
     """Critic statistics on the test set vs as many samples; mode coverage for 2-D mixtures."""
     sample_key, critic_key = jax.random.split(rng)
 
-    @jax.jit
+    @xla_options.jit
     def batch_scores(state, x, labels, key):
       fake = self.sample(state, key, x.shape[0])
       stats = self.batch_stats(state)["critic"]
@@ -379,6 +380,6 @@ class GANObjective:
       sigmoid = lambda s: 1.0 / (1.0 + np.exp(-s))
       results.update(d_real=float(sigmoid(real).mean()), d_fake=float(sigmoid(fake).mean()))
     if self.kind == "points":
-      samples = np.asarray(jax.jit(self.sample, static_argnums=2)(state, sample_key, NUM_SAMPLES))
+      samples = np.asarray(xla_options.jit(self.sample, static_argnums=2)(state, sample_key, NUM_SAMPLES))
       results.update(mode_coverage(samples, toy2d_mode_centres(self.dataset), toy2d_std(self.dataset)))
     return results

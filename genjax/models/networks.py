@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from genjax.models.conv_transpose import upsample_conv
+from genjax.models.conv_transpose import (CONV_INPUT_GRADS, conv_phase_input_grad,
+                                          resolve_conv_input_grad, upsample_conv)
 
 ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh,
@@ -67,13 +68,15 @@ class ConvEncoder(nn.Module):
   downsample: str = "stride"
   activation: str = "relu"
   norm: str = "none"
+  input_grad: str = "xla"  # 'phase': strided convs' input gradients by phase decomposition
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     act = ACTIVATIONS[self.activation]
+    conv_fn = conv_phase_input_grad if resolve_conv_input_grad(self.input_grad) == "phase" else None
     for i, width in enumerate(self.features):
       if self.downsample == "stride":
-        x = nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME")(x)
+        x = nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME", conv_general_dilated=conv_fn)(x)
       else:
         x = nn.max_pool(nn.Conv(width, (3, 3), padding="SAME")(x), (2, 2), (2, 2), padding="SAME")
       # DCGAN leaves the first critic layer unnormalised.
@@ -132,8 +135,10 @@ def make_encoder(model: ConfigDict, out_features: int, **overrides) -> nn.Module
   settings = dict(activation=model.get("activation", "relu"), norm=model.get("norm", "none"))
   settings.update(overrides)
   if model.get("architecture", "mlp") == "conv":
+    settings.setdefault("input_grad", model.get("conv_input_grad", "auto"))
     return ConvEncoder(tuple(model.features), out_features,
                        downsample=model.get("downsample", "stride"), **settings)
+  settings.pop("input_grad", None)  # an MLP has no strided convolutions
   return MLP(tuple(model.hidden), out_features, **settings)
 
 
@@ -168,6 +173,8 @@ def validate_architecture(config: ConfigDict) -> None:
             model.get("downsample"), f"one of {DOWNSAMPLE}")
     require(model.get("upsample", "auto") in UPSAMPLE, "model.upsample", model.get("upsample"),
             f"one of {UPSAMPLE}")
+    require(model.get("conv_input_grad", "auto") in CONV_INPUT_GRADS, "model.conv_input_grad",
+            model.get("conv_input_grad"), f"one of {CONV_INPUT_GRADS}")
   else:
     hidden = model.get("hidden", ())
     require(isinstance(hidden, (tuple, list)) and all(isinstance(h, int) and h >= 1 for h in hidden),

@@ -26,6 +26,7 @@ import optax
 from ml_collections import ConfigDict
 
 from genjax import losses
+from genjax import xla_options
 from genjax.config import require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate import likelihood as likelihood_bounds
@@ -295,8 +296,8 @@ class VAEObjective(EncodeDecode):
     binarize = bool(self.dataset.get("binarize", False))
     if binarize:
       x_all = likelihood_bounds.binarize_test_set(x_all, self.seed)
-    elbo_fn = jax.jit(partial(self.terms, objective=elbo_terms, num_samples=1))
-    log_likelihood_fn = jax.jit(lambda params, x, key: likelihood_bounds.importance_sampled_log_likelihood(
+    elbo_fn = xla_options.jit(partial(self.terms, objective=elbo_terms, num_samples=1))
+    log_likelihood_fn = xla_options.jit(lambda params, x, key: likelihood_bounds.importance_sampled_log_likelihood(
         self.log_weight_fn(params, x), key, x, self.eval_samples, self.eval_chunk_size))
 
     def per_example(x, index):

@@ -1,0 +1,47 @@
+"""Per-jit XLA compiler options genjax compiles its steps with, by platform.
+
+XLA:CPU in jax 0.10 hands dots, convolutions and reductions to YNNPACK. Measured on a 2-core
+AVX-512 machine (docs/benchmarks.md, every option set timed in one process), YNNPACK's convolution
+weight gradients run at 20-40 GFLOP/s where XLA's Eigen convolutions run at 75-100, and its
+reductions make the contractive penalty's Jacobian 2.8x slower; with YNNPACK off, DCGAN steps are
+1.4x, contractive AE steps 1.4-2.8x faster and the MLP VAE / WGAN steps unchanged (+-8%, the noise).
+So on CPU genjax compiles its steps with YNNPACK off. The options go to `jax.jit(...,
+compiler_options=...)` of genjax's own functions only: nothing process-wide, no XLA_FLAGS.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from absl import logging
+
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}  # the empty list: no YNNPACK
+PLATFORM_OPTIONS = {"cpu": CPU_COMPILER_OPTIONS}
+
+
+@functools.lru_cache(maxsize=None)
+def _supported(platform: str) -> bool:
+  """Whether this jaxlib accepts the options (names of experimental flags change between releases)."""
+  options = PLATFORM_OPTIONS.get(platform)
+  if not options:
+    return False
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=options).lower(jnp.zeros(2)).compile()
+    return True
+  except Exception as e:  # an unknown flag or enum value
+    logging.info("XLA compiler options %s not accepted by this jaxlib (%s); using XLA's defaults.",
+                 options, str(e).splitlines()[0][:120] if str(e) else type(e).__name__)
+    return False
+
+
+def compiler_options(platform: str | None = None) -> dict[str, str]:
+  """The options genjax compiles with on `platform` (default: jax's default backend); {} if none."""
+  platform = platform or jax.default_backend()
+  return dict(PLATFORM_OPTIONS[platform]) if _supported(platform) else {}
+
+
+def jit(fun, **kwargs):
+  """`jax.jit` with genjax's compiler options for the default backend (call it inside functions:
+  it asks for the backend, which must not happen at import time)."""
+  return jax.jit(fun, compiler_options=compiler_options() or None, **kwargs)

@@ -1,0 +1,53 @@
+"""genjax compiles its steps with YNNPACK off on CPU (the measured-faster setting), per jit only."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import lax
+
+from genjax import configs, trainer, xla_options
+from genjax.registry import MODELS
+
+pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+
+
+def _kernel_grad(w, x):
+  conv = lambda w: lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return jax.grad(lambda w: jnp.sum(conv(w) ** 2))(w)
+
+
+def _compiled_text(fn, *args, **jit_kwargs):
+  return jax.jit(fn, **jit_kwargs).lower(*args).compile().as_text()
+
+
+def test_cpu_options_take_convolutions_away_from_ynnpack():
+  # DCGAN's 64->128 critic layer (compiled, not run): small convolutions never reach YNNPACK.
+  w, x = jnp.ones((4, 4, 64, 128)), jnp.ones((64, 14, 14, 64))
+  options = xla_options.compiler_options("cpu")
+  assert options == xla_options.CPU_COMPILER_OPTIONS
+  if "ynn_fusion" not in _compiled_text(_kernel_grad, w, x):
+    pytest.skip("this jaxlib does not send convolutions to YNNPACK by default")
+  assert "ynn_fusion" not in _compiled_text(_kernel_grad, w, x, compiler_options=options)
+  # Per jit: a plain jax.jit afterwards still gets XLA's defaults.
+  assert "ynn_fusion" in _compiled_text(_kernel_grad, w, x)
+
+
+def test_train_step_is_compiled_with_the_options():
+  """The trainer's step (a DCGAN at benchmark size, compiled only) uses no YNNPACK fusion."""
+  config = configs.gan_config("dcgan", critic_batch_size=64, latent_dim=100, features=(64, 128))
+  objective = MODELS.lookup("gan")(config)
+  objective.__dict__["data_shape"] = (28, 28, 1)  # no dataset needed to compile
+  mesh = trainer.make_mesh()
+  batch = {"x": jnp.zeros((64, 28, 28, 1)), "label": jnp.zeros((64,), jnp.int32)}
+  state = jax.eval_shape(objective.init, jax.random.key(0), batch)
+  texts = {name: trainer.make_train_step(objective, mesh, trainer.replicated(mesh), compiler_options=options)
+               .lower(state, batch).compile().as_text()
+           for name, options in (("genjax", None), ("xla", {}))}
+  if "ynn_fusion" not in texts["xla"]:
+    pytest.skip("this jaxlib does not use YNNPACK here by default")
+  assert "ynn_fusion" not in texts["genjax"]
+
+
+def test_unknown_platform_gets_no_options():
+  assert xla_options.compiler_options("no-such-platform") == {}
