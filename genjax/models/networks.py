@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
+from genjax.models.batch_norm import BatchNorm
 from genjax.models.conv_transpose import (CONV_INPUT_GRADS, conv_phase_input_grad,
                                           resolve_conv_input_grad, upsample_conv)
 
@@ -27,7 +28,7 @@ NORMS = ("none", "batch", "layer")
 
 def _norm(kind: str, train: bool) -> Callable:
   if kind == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    return BatchNorm(use_running_average=not train, momentum=0.9)
   if kind == "layer":
     return nn.LayerNorm()
   return lambda x: x
