@@ -68,6 +68,11 @@ class EncodeDecode:
             "reconstructions": jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:])}
 
 
+def _forward_jacobian(model: ConfigDict) -> bool:
+  """Whether the contractive penalty may differentiate the encoder in forward mode."""
+  return bool(model.get("contractive_weight", 0.0)) and model.get("jacobian_mode", "auto") != "rev"
+
+
 @MODELS.register("autoencoder")
 class AutoencoderObjective(EncodeDecode):
   """The autoencoder family; `model.*` keys choose architecture, variant and weights."""
@@ -83,9 +88,8 @@ class AutoencoderObjective(EncodeDecode):
     self.jacobian_mode = config.model.get("jacobian_mode", "auto")
     self.reconstruction = RECONSTRUCTION_LOSSES[config.model.get("reconstruction_loss", "squared_error")]
     # jax.jacfwd cannot go through the phase input gradient (a custom_vjp): XLA's conv then.
-    forward_jacobian = self.contractive_weight and self.jacobian_mode != "rev"
     self.encoder = make_encoder(config.model, self.latent_dim,
-                                **({"input_grad": "xla"} if forward_jacobian else {}))
+                                **({"input_grad": "xla"} if _forward_jacobian(config.model) else {}))
     self.dataset = config.dataset
 
   @staticmethod
@@ -103,8 +107,7 @@ class AutoencoderObjective(EncodeDecode):
             f"one of {sorted(RECONSTRUCTION_LOSSES)}")
     mode = model.get("jacobian_mode", "auto")
     require(mode in ("fwd", "rev", "auto"), "model.jacobian_mode", mode, "'fwd', 'rev' or 'auto'")
-    require(not (model.get("contractive_weight", 0.0) and mode != "rev"
-                 and model.get("conv_input_grad", "auto") == "phase"),
+    require(not (_forward_jacobian(model) and model.get("conv_input_grad", "auto") == "phase"),
             "model.conv_input_grad", "phase", f"'xla' or 'auto' with jacobian_mode={mode!r} "
             "(forward mode cannot go through the phase input gradient; or set jacobian_mode='rev')")
 

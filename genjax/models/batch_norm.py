@@ -32,22 +32,21 @@ def _statistics(x: jax.Array):
   return mean, jnp.maximum(0.0, excess), excess > 0
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def normalize_columns(x, scale, bias, epsilon):
-  """Batch-norm [M, C] over its rows: (y, mean, var), as flax's training-mode BatchNorm."""
-  mean, var, _ = _statistics(x)
-  return (x - mean) * (lax.rsqrt(var + epsilon) * scale) + bias, mean, var
-
-
 def _normalize_fwd(x, scale, bias, epsilon):
   mean, var, positive = _statistics(x)
   inv = lax.rsqrt(var + epsilon)
   x_hat = (x - mean) * inv
-  return (x_hat * scale + bias, mean, var), (x_hat, inv, scale, positive, x - mean)
+  return (x_hat * scale + bias, mean, var), (x_hat, inv, scale, positive)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def normalize_columns(x, scale, bias, epsilon):
+  """Batch-norm [M, C] over its rows: (y, mean, var), as flax's training-mode BatchNorm."""
+  return _normalize_fwd(x, scale, bias, epsilon)[0]
 
 
 def _normalize_bwd(epsilon, residuals, cotangents):
-  x_hat, inv, scale, positive, centred = residuals
+  x_hat, inv, scale, positive = residuals
   grad_y, grad_mean, grad_var = cotangents
   rows = x_hat.shape[0]
   grad_bias, grad_scale = column_sums(grad_y), column_sums(grad_y * x_hat)
@@ -55,7 +54,7 @@ def _normalize_bwd(epsilon, residuals, cotangents):
   var_path = jnp.where(positive, 1.0, 0.0)
   grad_x = inv * (grad_y * scale - scale * grad_bias / rows
                   - x_hat * (var_path * scale * grad_scale) / rows)
-  grad_x = grad_x + grad_mean / rows + centred * (2.0 * var_path * grad_var / rows)
+  grad_x = grad_x + grad_mean / rows + (x_hat / inv) * (2.0 * var_path * grad_var / rows)
   return grad_x, grad_scale, grad_bias
 
 

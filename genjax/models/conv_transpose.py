@@ -349,9 +349,9 @@ def conv_phase_input_grad(lhs, rhs, window_strides, padding, lhs_dilation=None, 
            and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
            == _conv_dimension_numbers(lhs.ndim))
   # A 1-2 channel input gradient (an image layer) is faster by XLA's own kernel, as in upsampling.
-  supported = plain and any(s > 1 for s in strides) and rhs.shape[-2] >= _CPU_PHASE_MIN_FEATURES and all(
-      _input_grad_pads(n, k, s, p) is not None
-      for n, k, s, p in zip(lhs.shape[1:-1], rhs.shape[:nsp], strides, pads))
+  supported = (plain and any(s > 1 for s in strides) and rhs.shape[-2] >= _CPU_PHASE_MIN_FEATURES
+               and all(_input_grad_pads(n, k, s, p) is not None
+                       for n, k, s, p in zip(lhs.shape[1:-1], rhs.shape[:nsp], strides, pads)))
   if not supported:
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
