@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.models.conv_transpose import PhaseConvTranspose
+from genjax.layers.conv_transpose import PhaseConvTranspose
 
 
 class PoolConv(nn.Module):

@@ -19,7 +19,7 @@ import optax
 from ml_collections import ConfigDict
 
 from genjax import configs
-from genjax.models.networks import MLP, ConvDecoder, ConvEncoder, MLPDecoder
+from genjax.layers.networks import MLP, ConvDecoder, ConvEncoder, MLPDecoder
 
 IMAGE = (28, 28, 1)
 

@@ -16,7 +16,8 @@ def base_config(**overrides) -> ConfigDict:
   config.sample_every = 500
   config.keep_checkpoints = 3
   config.skip_nonfinite = False  # True: drop (and count) updates with a non-finite loss instead of stopping
-  config.dataset = ConfigDict({"name": "digits", "data_dir": "", "binarize": False})
+  from genjax.data import dataset_options  # every dataset's options, so each is settable from the CLI
+  config.dataset = ConfigDict({"name": "digits", **dataset_options()})
   config.model = ConfigDict({"name": ""})
   config.optimizer = ConfigDict({"name": "adam", "learning_rate": 1e-3})
   config.update(overrides)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.models.batch_norm import BatchNorm, column_sums
+from genjax.layers.batch_norm import BatchNorm, column_sums
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the dot path is CPU-only")
 

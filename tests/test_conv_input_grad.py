@@ -13,8 +13,8 @@ from jax import lax
 
 from genjax import configs
 from genjax.config import ConfigError
-from genjax.models.conv_transpose import conv_phase_input_grad
-from genjax.models.networks import ConvEncoder
+from genjax.layers.conv_transpose import conv_phase_input_grad
+from genjax.layers.networks import ConvEncoder
 from genjax.registry import MODELS
 
 DN = ("NHWC", "HWIO", "NHWC")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from genjax.models.conv_transpose import (PhaseConvTranspose, resolve_upsample_kind,
+from genjax.layers.conv_transpose import (PhaseConvTranspose, resolve_upsample_kind,
                                           upsample_conv)
 
 EXPLICIT_PADS = (((1, 2), (0, 1)), ((2, 2), (2, 2)))
@@ -203,7 +203,7 @@ def test_checkpoints_interchangeable_inside_a_model():
 
 def test_decoder_checkpoints_are_interchangeable_between_upsampling_kinds():
   """A ConvDecoder trained with 'phase' loads into 'transpose' (and back) and computes the same."""
-  from genjax.models.networks import ConvDecoder
+  from genjax.layers.networks import ConvDecoder
   z = np.random.default_rng(0).normal(size=(2, 5)).astype(np.float32)
   phase = ConvDecoder((8, 4), (12, 12, 1), upsample="phase")
   transpose = ConvDecoder((8, 4), (12, 12, 1), upsample="transpose")

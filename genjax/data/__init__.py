@@ -2,7 +2,9 @@
 
 `load_dataset(config, split)` prepares a dataset once into `data_dir` (array_record) and then only
 reads it; arrays are memoised per process. Configs name the dataset (`dataset.name`) and carry its
-options; unknown fields are ignored so the trainer can pass its whole `dataset` sub-config.
+options; each spec declares its options with defaults, and `dataset_options()` is their union, which
+every experiment's `dataset` sub-config carries, so any dataset's option can be set from the command
+line on any experiment (`--config.dataset.name=fashion_mnist --config.dataset.manual_dir=DIR`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from genjax.data.pipeline import Batches, dynamic_binarize, eval_batches
 from genjax.registry import DATASETS
 
 __all__ = [
-    "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_spec", "dynamic_binarize", "example_shape",
+    "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_options", "dataset_spec", "dynamic_binarize", "example_shape",
     "eval_batches", "load_dataset", "num_classes", "toy2d_mode_centres", "toy2d_std",
 ]
 
@@ -34,6 +36,23 @@ class DatasetSpec:
   kind: str  # 'image' or 'points'
   num_classes: int
   load: Callable[[Config, str], dict]  # (dataset_config, split) -> {'x', 'label'} arrays
+  # option -> default, typed so the command line can override it
+  options: dict = dataclasses.field(default_factory=dict)
+
+
+# Options every dataset understands.
+COMMON_OPTIONS = {"data_dir": "", "binarize": False}
+
+
+def dataset_options() -> dict:
+  """Every registered dataset's options with their defaults (one default per option name)."""
+  merged = dict(COMMON_OPTIONS)
+  for name in DATASETS.names():
+    for key, default in DATASETS.lookup(name).options.items():
+      if key in merged and merged[key] != default:
+        raise ValueError(f"dataset option {key!r} has two defaults: {merged[key]!r} and {default!r} ({name})")
+      merged[key] = default
+  return merged
 
 
 def _get(config: Config, key: str, default: Any = None) -> Any:
@@ -116,9 +135,13 @@ DATASETS.register("faces")(DatasetSpec("faces", "image", 2, _load_faces))
 
 # ----------------------------------------------------------------------------- textures
 
+TEXTURE_OPTIONS = {"crop_size": 32, "crops_per_texture": 600}
+
+
 def textures_builder_config(config: Config) -> builders.TexturesConfig:
   """One prepared directory per (crop_size, crops_per_texture)."""
-  crop, count = int(_get(config, "crop_size", 32)), int(_get(config, "crops_per_texture", 600))
+  crop = int(_get(config, "crop_size", TEXTURE_OPTIONS["crop_size"]))
+  count = int(_get(config, "crops_per_texture", TEXTURE_OPTIONS["crops_per_texture"]))
   if not 1 <= crop <= 128 or count < 1:
     raise ValueError(f"textures needs 1 <= crop_size <= 128 and crops_per_texture >= 1, "
                      f"got {crop}, {count}")
@@ -135,21 +158,27 @@ def _load_textures(config: Config, split: str) -> dict:
 
 
 DATASETS.register("textures")(DatasetSpec("textures", "image", len(builders.TEXTURES),
-                                          _load_textures))
+                                          _load_textures, TEXTURE_OPTIONS))
 
 
 # ----------------------------------------------------------------------------- toy2d
 
+# std 0: the mixture's customary std (a float default, so the CLI can override it).
+TOY2D_OPTIONS = {"mixture": "ring", "radius": 2.0, "spacing": 2.0, "std": 0.0,
+                 "num_train": 50000, "num_test": 5000}
+
+
 def _toy2d_options(config: Config) -> dict:
-  """Resolved toy2d options (std defaults to 0.02 for 'ring', 0.05 for 'grid')."""
-  mixture = _get(config, "mixture", "ring")
+  """Resolved toy2d options (std 0 or unset: 0.02 for 'ring', 0.05 for 'grid')."""
+  options = {key: _get(config, key, default) for key, default in TOY2D_OPTIONS.items()}
+  std = options["std"]
   return {
-      "mixture": mixture,
-      "radius": float(_get(config, "radius", 2.0)),
-      "spacing": float(_get(config, "spacing", 2.0)),
-      "std": float(_get(config, "std", builders.toy2d_default_std(mixture))),
-      "num_train": int(_get(config, "num_train", 50000)),
-      "num_test": int(_get(config, "num_test", 5000)),
+      "mixture": options["mixture"],
+      "radius": float(options["radius"]),
+      "spacing": float(options["spacing"]),
+      "std": float(std or builders.toy2d_default_std(options["mixture"])),
+      "num_train": int(options["num_train"]),
+      "num_test": int(options["num_test"]),
   }
 
 
@@ -177,7 +206,7 @@ def _load_toy2d(config: Config, split: str) -> dict:
 
 
 # The spec says 8 (the default ring); the grid has 25 modes: use `num_classes(config)`.
-DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d))
+DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d, TOY2D_OPTIONS))
 
 
 # ----------------------------------------------------------------------------- mnist-format
@@ -206,8 +235,9 @@ def _idx_loader(name: str, builder_cls) -> Callable[[Config, str], dict]:
   return load
 
 
+IDX_OPTIONS = {"manual_dir": ""}  # '' for fashion_mnist: Debian's dataset-fashion-mnist folder
 DATASETS.register("mnist")(DatasetSpec("mnist", "image", 10,
-                                       _idx_loader("mnist", builders.GenjaxMnist)))
+                                       _idx_loader("mnist", builders.GenjaxMnist), IDX_OPTIONS))
 DATASETS.register("fashion_mnist")(DatasetSpec("fashion_mnist", "image", 10,
                                                _idx_loader("fashion_mnist",
-                                                           builders.GenjaxFashionMnist)))
+                                                           builders.GenjaxFashionMnist), IDX_OPTIONS))

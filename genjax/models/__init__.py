@@ -1,4 +1,7 @@
-"""Model families; importing this package registers each one in genjax.registry.MODELS."""
+"""Model families, one file each; importing this package registers each one in genjax.registry.MODELS.
+
+Reusable layers live in genjax/layers/, so this package reads as the list of families.
+"""
 from genjax.models import autoencoder  # noqa: F401
 from genjax.models import vae  # noqa: F401
 from genjax.models import gan  # noqa: F401

@@ -25,7 +25,7 @@ sigmoid (data in [0, 1]); 2-D points through the identity.
 Latent arithmetic (Radford et al. 2016, sec. 6.3.2): `latent_arithmetic(generate_fn, z_a, z_b, z_c)`
 decodes mean(z_a) - mean(z_b) + mean(z_c); `GANObjective.latent_arithmetic(state, z, a, b, c)` does it
 for index groups into the fixed noise of the 'samples' picture (index i is row i // 8, column i % 8),
-and `python -m genjax.models.latent_arithmetic --config C --workdir W --a 1,5,7 --b 2,3 --c 4`
+and `python -m genjax.latent_arithmetic --config C --workdir W --a 1,5,7 --b 2,3 --c 4`
 writes W/images/latent_arithmetic.png (mean A | mean B | mean C | A - B + C).
 """
 from __future__ import annotations
@@ -47,7 +47,8 @@ from genjax.data import dataset_spec, eval_batches, example_shape, num_classes
 from genjax.data import toy2d_mode_centres, toy2d_std
 from genjax.evaluate.mode_coverage import NUM_SAMPLES, mode_coverage
 from genjax.models.autoencoder import interpolate_codes
-from genjax.models.networks import NORMS, make_decoder, make_encoder, validate_architecture
+from genjax.layers.networks import (NORMS, join_label, make_decoder, make_encoder, run_net,
+                                    validate_architecture)
 from genjax.optim import OPTIMIZERS, make_optimizer
 from genjax.registry import MODELS
 from genjax.state import TrainState
@@ -69,16 +70,6 @@ D_WINS_THRESHOLD = 0.99
 PICTURE_SAMPLES, PICTURE_POINTS, GRID_COLUMNS = 64, 1000, 8
 
 
-def join_label(inputs: jax.Array, onehot: jax.Array) -> jax.Array:
-  """Concatenates a one-hot label to flat inputs, or as constant channels to images [B, H, W, C].
-
-  An unconditional model passes a zero-width one-hot, which leaves the inputs unchanged.
-  """
-  if inputs.ndim == 4:
-    onehot = jnp.broadcast_to(onehot[:, None, None, :], inputs.shape[:3] + onehot.shape[-1:])
-  return jnp.concatenate([inputs, onehot.astype(inputs.dtype)], axis=-1)
-
-
 def latent_arithmetic(generate_fn: Callable[[jax.Array], jax.Array], z_a: jax.Array, z_b: jax.Array,
                       z_c: jax.Array) -> jax.Array:
   """Radford et al. (2016) sec. 6.3.2: decodes [mean z_a, mean z_b, mean z_c, mean z_a - mean z_b + mean z_c]."""
@@ -89,17 +80,6 @@ def latent_arithmetic(generate_fn: Callable[[jax.Array], jax.Array], z_a: jax.Ar
 def critic_norm(model: ConfigDict) -> str:
   """`model.critic_norm`, or `model.norm` when it is unset or ''."""
   return model.get("critic_norm") or model.get("norm", "none")
-
-
-def run_net(net, params, stats, inputs: jax.Array, train: bool):
-  """net(inputs) -> (outputs, batch_stats); batch statistics are updated only in training mode."""
-  if not stats:
-    return net.apply({"params": params}, inputs, train=train), stats
-  variables = {"params": params, "batch_stats": stats}
-  if not train:
-    return net.apply(variables, inputs, train=False), stats
-  outputs, mutated = net.apply(variables, inputs, train=True, mutable=["batch_stats"])
-  return outputs, mutated["batch_stats"]
 
 
 @MODELS.register("gan")

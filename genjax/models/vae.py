@@ -31,7 +31,7 @@ from genjax.config import require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate import likelihood as likelihood_bounds
 from genjax.models.autoencoder import EncodeDecode
-from genjax.models.networks import make_decoder, make_encoder, validate_architecture
+from genjax.layers.networks import make_decoder, make_encoder, validate_architecture
 from genjax.optim import make_optimizer
 from genjax.registry import MODELS
 from genjax.state import TrainState

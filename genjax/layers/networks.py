@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from genjax.models.batch_norm import BatchNorm
-from genjax.models.conv_transpose import (CONV_INPUT_GRADS, conv_phase_input_grad,
+from genjax.layers.batch_norm import BatchNorm
+from genjax.layers.conv_transpose import (CONV_INPUT_GRADS, conv_phase_input_grad,
                                           resolve_conv_input_grad, upsample_conv)
 
 ACTIVATIONS: dict[str, Callable] = {
@@ -129,6 +129,27 @@ class ConvDecoder(nn.Module):
       if i < len(widths) - 1:
         x = act(_norm(self.norm, train)(x))
     return x[:, :height, :width, :]
+
+
+def join_label(inputs: jax.Array, onehot: jax.Array) -> jax.Array:
+  """Concatenates a one-hot label to flat inputs, or as constant channels to images [B, H, W, C].
+
+  An unconditional model passes a zero-width one-hot, which leaves the inputs unchanged.
+  """
+  if inputs.ndim == 4:
+    onehot = jnp.broadcast_to(onehot[:, None, None, :], inputs.shape[:3] + onehot.shape[-1:])
+  return jnp.concatenate([inputs, onehot.astype(inputs.dtype)], axis=-1)
+
+
+def run_net(net, params, stats, inputs: jax.Array, train: bool):
+  """net(inputs) -> (outputs, batch_stats); batch statistics are updated only in training mode."""
+  if not stats:
+    return net.apply({"params": params}, inputs, train=train), stats
+  variables = {"params": params, "batch_stats": stats}
+  if not train:
+    return net.apply(variables, inputs, train=False), stats
+  outputs, mutated = net.apply(variables, inputs, train=True, mutable=["batch_stats"])
+  return outputs, mutated["batch_stats"]
 
 
 def make_encoder(model: ConfigDict, out_features: int, **overrides) -> nn.Module:

@@ -1,6 +1,6 @@
 """DCGAN latent arithmetic from a trained workdir (Radford et al. 2016, sec. 6.3.2).
 
-  python -m genjax.models.latent_arithmetic --config experiments/dcgan.py --workdir W \
+  python -m genjax.latent_arithmetic --config experiments/dcgan.py --workdir W \
       --a 1,5,7 --b 2,9,12 --c 3,4,30
 
 Indices refer to the fixed-noise 'samples' picture of the run (W/images/samples_*.png, 8 per row:

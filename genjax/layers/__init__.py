@@ -1,0 +1,8 @@
+"""Reusable network pieces, one file per kind of layer; families in genjax/models/ build from them.
+
+- networks.py: MLP and conv encoders/decoders (critics, generators), activations, norms,
+  `make_encoder` / `make_decoder` from `model.*` keys, `join_label`, `run_net`.
+- conv_transpose.py: the exact phase-decomposed transposed convolution and strided-conv input
+  gradient (fast on XLA:CPU).
+- batch_norm.py: flax's BatchNorm with column sums as dots (fast on XLA:CPU).
+"""
