@@ -23,7 +23,7 @@ from genjax.registry import DATASETS
 
 __all__ = [
     "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_options", "dataset_spec", "dynamic_binarize", "example_shape",
-    "eval_batches", "load_dataset", "num_classes", "toy2d_mode_centres", "toy2d_std",
+    "eval_batches", "levels", "load_dataset", "num_classes", "toy2d_mode_centres", "toy2d_std",
 ]
 
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "genjax", "tensorflow_datasets")
@@ -38,6 +38,8 @@ class DatasetSpec:
   load: Callable[[Config, str], dict]  # (dataset_config, split) -> {'x', 'label'} arrays
   # option -> default, typed so the command line can override it
   options: dict = dataclasses.field(default_factory=dict)
+  # Grey levels of the stored pixels (x = k / (levels - 1)); 0: continuous values (points, resized faces).
+  levels: int = 256
 
 
 # Options every dataset understands.
@@ -70,6 +72,11 @@ def data_dir(config: Config) -> str:
 def dataset_spec(config: Config) -> DatasetSpec:
   """The registered spec for `config.name` (KeyError listing the known names otherwise)."""
   return DATASETS.lookup(config.get("name"))
+
+
+def levels(config: Config) -> int:
+  """How many grey levels the dataset's pixels take (digits 17, 8-bit images 256); 0: continuous."""
+  return dataset_spec(config).levels
 
 
 def num_classes(config: Config) -> int:
@@ -129,8 +136,8 @@ def _load_faces(config: Config, split: str) -> dict:
   return _arrays(*_read(builders.GenjaxFaces, config, split))
 
 
-DATASETS.register("digits")(DatasetSpec("digits", "image", 10, _load_digits))
-DATASETS.register("faces")(DatasetSpec("faces", "image", 2, _load_faces))
+DATASETS.register("digits")(DatasetSpec("digits", "image", 10, _load_digits, levels=17))
+DATASETS.register("faces")(DatasetSpec("faces", "image", 2, _load_faces, levels=0))
 
 
 # ----------------------------------------------------------------------------- textures
@@ -206,7 +213,7 @@ def _load_toy2d(config: Config, split: str) -> dict:
 
 
 # The spec says 8 (the default ring); the grid has 25 modes: use `num_classes(config)`.
-DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d, TOY2D_OPTIONS))
+DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d, TOY2D_OPTIONS, levels=0))
 
 
 # ----------------------------------------------------------------------------- mnist-format
