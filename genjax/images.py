@@ -1,4 +1,4 @@
-"""Pictures a researcher looks at: image grids and 2-D scatter plots, written as PNG with Pillow."""
+"""Pictures a researcher looks at: image grids (Pillow) and 2-D scatter plots (genjax.plots), as PNG."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 from PIL import Image
+
+from genjax.plots import scatter_plot
 
 
 def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1, scale: int = 0) -> np.ndarray:
@@ -24,37 +26,6 @@ def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1, scale:
   grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
   grid = (grid * 255 + 0.5).astype(np.uint8)
   return grid[..., 0] if c == 1 else grid
-
-
-# Ten distinguishable colours (tab10) for points coloured by label.
-PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
-                   np.uint8)
-
-
-def scatter_plot(points: np.ndarray, reference: np.ndarray | None = None, size: int = 384,
-                 extent: float | None = None, labels: np.ndarray | None = None) -> np.ndarray:
-  """Rasterises 2-D points over optional reference points (light grey) into a uint8 RGB image;
-  points are black, or coloured by integer `labels`."""
-  points = np.asarray(points, np.float32)
-  everything = points if reference is None else np.concatenate([points, reference])
-  extent = extent or float(np.max(np.abs(everything[np.isfinite(everything)]), initial=1.0)) * 1.1
-  canvas = np.full((size, size, 3), 255, np.uint8)
-
-  def draw(pts, colours):
-    ij = ((pts / extent + 1.0) * 0.5 * (size - 1)).round().astype(np.int64)
-    keep = np.all((ij >= 1) & (ij < size - 1), axis=1) & np.all(np.isfinite(pts), axis=1)
-    for di in (-1, 0, 1):  # 3x3 dots so sparse samples stay visible
-      for dj in (-1, 0, 1):
-        canvas[size - 1 - (ij[keep, 1] + dj), ij[keep, 0] + di] = colours[keep]
-
-  if reference is not None:
-    reference = np.asarray(reference, np.float32)
-    draw(reference, np.full((len(reference), 3), 200, np.uint8))
-  colours = (PALETTE[np.asarray(labels) % len(PALETTE)] if labels is not None
-             else np.zeros((len(points), 3), np.uint8))
-  draw(points, colours)
-  return canvas
 
 
 def to_picture(array: np.ndarray, reference: np.ndarray | None = None, ncol: int | None = None) -> np.ndarray:

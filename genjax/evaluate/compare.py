@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 from absl import app, flags
-from PIL import Image, ImageDraw
 
 COLUMNS = ("fid", "kid_mean", "precision", "recall", "density", "coverage",
            "test_elbo", "test_nll", "modes_covered", "high_quality_percent", "reverse_kl")
@@ -52,31 +51,11 @@ def markdown_table(rows: list[tuple[str, dict]]) -> str:
 
 
 def bar_chart(rows: list[tuple[str, dict]], path: str) -> str:
-  """One panel per metric, one bar per run, drawn with Pillow (no plotting dependency)."""
+  """One panel per metric, one bar per run (matplotlib, genjax.plots)."""
+  from genjax.plots import bar_chart as draw
   columns = [c for c in COLUMNS if any(isinstance(r.get(c), (int, float)) for _, r in rows)]
-  panel_w, panel_h, pad = 220, 160, 24
-  image = Image.new("RGB", (max(1, len(columns)) * (panel_w + pad) + pad, panel_h + 3 * pad + 12 * len(rows)),
-                    "white")
-  draw = ImageDraw.Draw(image)
-  colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
-  for i, column in enumerate(columns):
-    x0 = pad + i * (panel_w + pad)
-    values = [float(r.get(column, 0.0) or 0.0) for _, r in rows]
-    top = max(max(abs(v) for v in values), 1e-12)
-    draw.text((x0, 4), column, fill="black")
-    bar_w = panel_w / max(len(values), 1)
-    for j, v in enumerate(values):
-      h = (panel_h - 10) * abs(v) / top
-      draw.rectangle([x0 + j * bar_w + 2, pad + panel_h - h, x0 + (j + 1) * bar_w - 2, pad + panel_h],
-                     fill=colours[j % len(colours)])
-      draw.text((x0 + j * bar_w + 2, pad + panel_h - h - 11), f"{v:.3g}", fill="black")
-  for j, (name, _) in enumerate(rows):  # legend
-    y = 2 * pad + panel_h + 12 * j
-    draw.rectangle([pad, y, pad + 10, y + 10], fill=colours[j % len(colours)])
-    draw.text((pad + 14, y), name, fill="black")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  image.save(path)
-  return path
+  values = [[float(r[c]) if isinstance(r.get(c), (int, float)) else np.nan for c in columns] for _, r in rows]
+  return draw([name for name, _ in rows], columns, np.asarray(values).reshape(len(rows), len(columns)), path)
 
 
 def main(argv: list[str]) -> None:
