@@ -29,7 +29,7 @@ def evaluation(run: Run, state) -> dict:
   results = {"step": int(state.step), "dataset": run.config.dataset.name, "model": run.config.model.name,
              **as_numpy(run.objective.evaluate(state, test, key))}
   if has_ability(run.objective, "sample") and test["x"].ndim == 4:  # image generators: sample quality
-    n = min(len(test["x"]), int(run.config.get("eval_num_samples", 1000)))
+    n = min(len(test["x"]), int(run.config.get("eval_num_samples", 10000)))
     samples = xla_options.jit(run.objective.sample, static_argnums=2)(state, jax.random.fold_in(key, 7), n)
     results.update(sample_quality_report(run.config.dataset, np.asarray(samples), test["x"][:n]))
   return {k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for k, v in results.items()}
