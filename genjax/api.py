@@ -126,6 +126,16 @@ class Model:
     method = self._method("log_likelihood")
     return np.asarray(method(self.state, np.asarray(x, np.float32), self._key(seed), k))
 
+  def invert(self, x, method: str = "opt", steps: int = 200, restarts: int = 4, encoder=None,
+             seed: int = 0, **options) -> tuple[np.ndarray, np.ndarray]:
+    """(z, G(z)) for images x [N, H, W, C] in [0, 1] of a trained GAN (genjax/invert.py): method
+    'opt', 'encoder' or 'hybrid'; `encoder` a gan_encoder Model or workdir (else this run's own E);
+    options: optimizer, learning_rate, feature_weight, features, projection, mask."""
+    from genjax import invert  # a tool over trained runs, imported on use
+    result = invert.invert_model(self, x, encoder=encoder, seed=seed, method=method, steps=steps,
+                                 restarts=restarts, **options)
+    return result["z"], result["x_hat"]
+
   def evaluate(self) -> dict:
     """The numbers `--mode eval` writes to eval.json, for this state."""
     self._method("evaluate")
