@@ -29,7 +29,7 @@ from genjax.objective import has_ability
 from genjax.trainer import Run, TrainingError, make_mesh
 
 ABILITIES = ("sample", "encode", "decode", "reconstruct", "interpolate", "latent_manifold",
-             "log_likelihood", "evaluate")
+             "log_likelihood", "translate", "evaluate")
 
 
 def get_config(path: str) -> ConfigDict:
@@ -135,6 +135,10 @@ class Model:
     result = invert.invert_model(self, x, encoder=encoder, seed=seed, method=method, steps=steps,
                                  restarts=restarts, **options)
     return result["z"], result["x_hat"]
+
+  def translate(self, x) -> np.ndarray:
+    """Paired-task inputs [N, H, W, C_in] (as in test_data()['input']) -> translated images (pix2pix)."""
+    return np.asarray(self._jitted("translate")(self.state, np.asarray(x, np.float32)))
 
   def evaluate(self) -> dict:
     """The numbers `--mode eval` writes to eval.json, for this state."""

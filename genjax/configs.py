@@ -96,3 +96,21 @@ def gan_config(recipe: str = "gan", dataset: str | dict = "digits", critic_batch
   config.optimizer = ConfigDict(dict(recipe_optimizer, **(optimizer or {})))
   config.batch_size = critic_batch_size * config.model.n_critic
   return config
+
+
+def pix2pix_config(dataset: str = "fashion_mnist", task: str = "inpaint", **model) -> ConfigDict:
+  """pix2pix (Isola et al. 2017) on a paired view of `dataset` (`dataset.task`); `model` keys override.
+
+  Official defaults: lambda_L1 = 100, Adam 2e-4 with beta1 0.5, non-saturating cGAN loss, dropout 0.5
+  in the 3 innermost decoder levels; widths are a quarter of the paper's for CPU-sized runs.
+  """
+  config = base_config(num_steps=3000, batch_size=16, log_every=100, sample_every=1000)
+  config.dataset.update({"name": dataset, "task": task})
+  config.model = ConfigDict({
+      "name": "pix2pix", "loss": "non_saturating", "adversarial_weight": 1.0, "l1_weight": 100.0,
+      "unet_depth": 0, "unet_features": 16, "unet_max_features": 128, "norm": "batch",
+      "dropout": 0.5, "dropout_levels": 3, "test_dropout": False,
+      "critic_downsamplings": 1, "critic_features": 16, "critic_max_features": 128, "critic_norm": "",
+      "upsample": "auto", "conv_input_grad": "auto", **model})
+  config.optimizer = ConfigDict({"name": "adam", "learning_rate": 2e-4, "b1": 0.5})
+  return config

@@ -113,6 +113,21 @@ def wasserstein_generator_loss(fake_scores: Array) -> Array:
   return -jnp.mean(fake_scores)
 
 
+def least_squares_critic_loss(real_scores: Array, fake_scores: Array) -> Array:
+  """Mao et al. (2017) eq. 2 with a = 0, b = 1: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
+  return 0.5 * jnp.mean(jnp.square(real_scores - 1.0)) + 0.5 * jnp.mean(jnp.square(fake_scores))
+
+
+def least_squares_generator_loss(fake_scores: Array) -> Array:
+  """Mao et al. (2017) eq. 2 with c = 1: 1/2 E[(D(G(z)) - 1)^2]."""
+  return 0.5 * jnp.mean(jnp.square(fake_scores - 1.0))
+
+
+def mean_absolute_error(output: Array, target: Array) -> Array:
+  """Isola et al. (2017) eq. 3: L_L1 = E[||y - G(x, z)||_1], averaged over pixels."""
+  return jnp.mean(jnp.abs(target - output))
+
+
 def clip_weights(params, c: float):
   """Arjovsky et al. (2017) Alg. 1 line 7: w <- clip(w, -c, c), a projection applied to every leaf."""
   return jax.tree_util.tree_map(lambda w: jnp.clip(w, -c, c), params)

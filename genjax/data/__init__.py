@@ -48,7 +48,7 @@ COMMON_OPTIONS = {"data_dir": "", "binarize": False}
 
 def dataset_options() -> dict:
   """Every registered dataset's options with their defaults (one default per option name)."""
-  merged = dict(COMMON_OPTIONS)
+  merged = dict(COMMON_OPTIONS, **paired.OPTIONS)  # the paired view (dataset.task) applies to any image set
   for name in DATASETS.names():
     for key, default in DATASETS.lookup(name).options.items():
       if key in merged and merged[key] != default:
@@ -99,7 +99,7 @@ def load_dataset(config: Config, split: str) -> dict[str, np.ndarray]:
   check_split(split)
   key = (json.dumps(_to_plain(config), sort_keys=True, default=repr), data_dir(config), split)
   if key not in _CACHE:
-    arrays = spec.load(config, split)
+    arrays = paired.paired_view(config, split, spec.load(config, split))  # unchanged unless dataset.task
     for array in arrays.values():
       array.flags.writeable = False  # shared between callers: mutation would poison the memo
     _CACHE[key] = arrays
@@ -248,3 +248,4 @@ DATASETS.register("mnist")(DatasetSpec("mnist", "image", 10,
 DATASETS.register("fashion_mnist")(DatasetSpec("fashion_mnist", "image", 10,
                                                _idx_loader("fashion_mnist",
                                                            builders.GenjaxFashionMnist), IDX_OPTIONS))
+from genjax.data import paired  # noqa: E402  paired views (dataset.task) for image-to-image models

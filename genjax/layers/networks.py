@@ -141,14 +141,17 @@ def join_label(inputs: jax.Array, onehot: jax.Array) -> jax.Array:
   return jnp.concatenate([inputs, onehot.astype(inputs.dtype)], axis=-1)
 
 
-def run_net(net, params, stats, inputs: jax.Array, train: bool):
-  """net(inputs) -> (outputs, batch_stats); batch statistics are updated only in training mode."""
+def run_net(net, params, stats, inputs: jax.Array, train: bool, rngs: dict | None = None):
+  """net(inputs) -> (outputs, batch_stats); batch statistics are updated only in training mode.
+
+  `rngs` (e.g. {'dropout': key}) goes to `net.apply` for stochastic layers.
+  """
   if not stats:
-    return net.apply({"params": params}, inputs, train=train), stats
+    return net.apply({"params": params}, inputs, train=train, rngs=rngs), stats
   variables = {"params": params, "batch_stats": stats}
   if not train:
-    return net.apply(variables, inputs, train=False), stats
-  outputs, mutated = net.apply(variables, inputs, train=True, mutable=["batch_stats"])
+    return net.apply(variables, inputs, train=False, rngs=rngs), stats
+  outputs, mutated = net.apply(variables, inputs, train=True, mutable=["batch_stats"], rngs=rngs)
   return outputs, mutated["batch_stats"]
 
 

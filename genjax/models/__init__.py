@@ -6,3 +6,4 @@ from genjax.models import autoencoder  # noqa: F401
 from genjax.models import vae  # noqa: F401
 from genjax.models import gan  # noqa: F401
 from genjax.models import gan_encoder  # noqa: F401
+from genjax.models import pix2pix  # noqa: F401

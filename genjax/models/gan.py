@@ -59,6 +59,7 @@ ADVERSARIAL_LOSSES: dict[str, tuple[Callable, Callable, bool]] = {
                 functools.partial(losses.gan_generator_loss, non_saturating=False), True),
     "non_saturating": (losses.gan_discriminator_loss, losses.gan_generator_loss, True),
     "wasserstein": (losses.wasserstein_critic_loss, losses.wasserstein_generator_loss, False),
+    "least_squares": (losses.least_squares_critic_loss, losses.least_squares_generator_loss, False),
 }
 REGULARIZERS = ("none", "clip", "gradient_penalty")
 # Generator output per dataset kind: sigmoid keeps images in the data's [0, 1] range.
