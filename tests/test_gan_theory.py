@@ -1,0 +1,116 @@
+"""The lecture's GAN theory, checked: D* = p_data / (p_data + p_G), V(G, D*) = -log 4 + 2 JSD, and the
+Wasserstein example where KL = inf and JSD = log 2 are flat in theta but a critic recovers |theta|."""
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from genjax.evaluate import divergences as dv
+
+GRID = np.linspace(-6.0, 6.0, 2001)
+WEIGHTS = dv.trapezoid_weights(GRID)
+# Two 1-D mixtures with overlapping supports (equal widths keep the log-ratio tame in the tails).
+P_DATA = dv.gaussian_mixture_density(GRID, [-1.5, 1.5], [0.6, 0.6], [0.4, 0.6])
+P_G = dv.gaussian_mixture_density(GRID, [-0.5, 0.5], [0.6, 0.6])
+LOG2 = math.log(2.0)
+
+
+def test_quadrature_matches_closed_forms():
+  m1, s1, m2, s2 = 0.3, 0.7, -0.4, 1.3
+  p, q = dv.gaussian_mixture_density(GRID, [m1], [s1]), dv.gaussian_mixture_density(GRID, [m2], [s2])
+  closed_kl = math.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
+  assert np.sum(WEIGHTS * p) == pytest.approx(1.0, abs=1e-9)
+  assert dv.kl_divergence(p, q, WEIGHTS) == pytest.approx(closed_kl, abs=1e-6)
+  assert dv.kl_divergence(p, p, WEIGHTS) == pytest.approx(0.0, abs=1e-12)
+  jsd = dv.js_divergence(p, q, WEIGHTS)
+  assert 0 < jsd < LOG2 and jsd == pytest.approx(dv.js_divergence(q, p, WEIGHTS), abs=1e-12)
+  # Disjoint supports: JSD = log 2 exactly, KL infinite.
+  left, right = (GRID < -1) / np.sum(GRID < -1), (GRID > 1) / np.sum(GRID > 1)  # masses
+  assert dv.js_divergence(left, right) == pytest.approx(LOG2, abs=1e-12)
+  assert dv.kl_divergence(left, right) == math.inf
+
+
+def test_wasserstein_1d_equals_sorted_matching():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=50), rng.normal(1.0, 2.0, size=50)
+  masses = np.full(50, 1 / 50)
+  # Equal-mass samples on the line: the optimal coupling matches the sorted samples.
+  assert dv.wasserstein_1d(a, masses, b, masses) == pytest.approx(
+      np.mean(np.abs(np.sort(a) - np.sort(b))), rel=1e-12)
+
+
+def test_optimal_discriminator_maximises_the_integrand_pointwise():
+  d_values = np.linspace(1e-4, 1 - 1e-4, 20001)
+  integrand = P_DATA[:, None] * np.log(d_values) + P_G[:, None] * np.log1p(-d_values)
+  brute = d_values[np.argmax(integrand, axis=1)]
+  d_star = dv.optimal_discriminator(P_DATA, P_G)
+  seen = np.maximum(P_DATA, P_G) > 1e-3
+  np.testing.assert_allclose(brute[seen], d_star[seen], atol=1e-4)
+  v_star = dv.game_value(d_star, P_DATA, P_G, WEIGHTS)
+  assert v_star == pytest.approx(-dv.LOG4 + 2 * dv.js_divergence(P_DATA, P_G, WEIGHTS), abs=1e-9)
+  assert dv.game_value(dv.optimal_discriminator(P_DATA, P_DATA), P_DATA, P_DATA, WEIGHTS) == pytest.approx(
+      -dv.LOG4, abs=1e-9)
+  wiggle = np.clip(d_star + 0.05 * np.sin(3 * GRID), 1e-6, 1 - 1e-6)
+  assert dv.game_value(wiggle, P_DATA, P_G, WEIGHTS) < v_star - 1e-4
+
+
+def test_trained_discriminator_matches_the_optimum():
+  """An MLP trained with gan_discriminator_loss (Adam) reaches D* and the value -log 4 + 2 JSD."""
+  pairs = [(P_DATA, P_G), (P_DATA, P_DATA)]
+  d, trace = dv.fit_discriminators_1d(pairs, GRID, jax.random.PRNGKey(0), num_steps=600)
+  for (p, q), trained, losses in zip(pairs, d, trace):
+    d_star = dv.optimal_discriminator(p, q)
+    seen = np.maximum(p, q) > 1e-2 * max(p.max(), q.max())
+    assert np.max(np.abs(trained - d_star)[seen]) < 0.02
+    expected = -dv.LOG4 + 2 * dv.js_divergence(p, q, WEIGHTS)
+    assert dv.game_value(trained, p, q, WEIGHTS) == pytest.approx(expected, abs=0.01)
+    assert dv.game_value(trained, p, q, WEIGHTS) <= dv.game_value(d_star, p, q, WEIGHTS) + 1e-9
+    assert losses[-50:].mean() < losses[:10].mean()
+  assert dv.game_value(d[1], P_DATA, P_DATA, WEIGHTS) == pytest.approx(-dv.LOG4, abs=0.01)
+
+
+@pytest.mark.parametrize("theta", [-2.0, -0.5, 0.1, 1.0, 2.0])
+def test_parallel_lines_kl_infinite_jsd_flat_wasserstein_linear(theta):
+  found = dv.parallel_lines_divergences(theta)
+  assert found["kl"] == math.inf
+  assert found["jsd"] == pytest.approx(LOG2, abs=1e-12)
+  assert found["optimal_value"] == pytest.approx(-dv.LOG4 + 2 * LOG2, abs=1e-12)  # = 0
+  assert found["wasserstein"] == pytest.approx(abs(theta), abs=1e-12)
+  same = dv.parallel_lines_divergences(0.0)
+  assert (same["kl"], same["jsd"], same["wasserstein"]) == (0.0, 0.0, 0.0)
+  assert same["optimal_value"] == pytest.approx(-dv.LOG4, abs=1e-12)
+
+
+THETAS = [0.0, 0.5, 1.0, 1.5, 2.0, -0.5, -1.0, -2.0]
+POSITIVE, NEGATIVE = [0, 1, 2, 3, 4], [0, 5, 6, 7]  # indices into THETAS along each direction
+
+
+@pytest.fixture(scope="module")
+def sweep():
+  """GAN discriminator, WGAN-GP and clipped critics for every theta: one compiled program."""
+  return dv.lines_sweep(THETAS, jax.random.PRNGKey(0), num_steps=500)
+
+
+def test_gradient_penalty_critic_estimates_theta(sweep):
+  out = sweep["gradient_penalty"]
+  for theta, gap, normalised in zip(THETAS, out["gap"], out["normalised_gap"]):
+    # The penalty is soft: the critic's slope settles at 1 + W / (2 lambda), a known overshoot.
+    assert gap == pytest.approx(dv.penalised_linear_gap(abs(theta), 10.0), abs=0.03 + 0.03 * abs(theta))
+    if 0.5 <= abs(theta) <= 2:
+      assert normalised == pytest.approx(abs(theta), rel=0.10)
+
+
+def test_clipped_critic_is_monotone_in_theta(sweep):
+  """Clipping fixes the critic's scale, not its slope: the gap is K |theta| for an unknown K, so only
+  its order is checked, along each direction (the net's initialisation is not symmetric in x)."""
+  gaps = sweep["clip"]["gap"]
+  assert abs(gaps[0]) < 1e-6
+  assert np.all(np.diff(gaps[POSITIVE]) > 0) and np.all(np.diff(gaps[NEGATIVE]) > 0), gaps
+
+
+def test_gan_discriminator_value_is_flat_in_theta(sweep):
+  values = sweep["gan"]["value"]
+  assert values[0] == pytest.approx(-dv.LOG4, abs=0.01)  # p = q: D = 1/2 is all it can do
+  # Disjoint supports: the discriminator separates them and V -> -log 4 + 2 log 2 = 0 for every theta.
+  np.testing.assert_allclose(values[1:], 0.0, atol=0.02)
