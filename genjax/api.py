@@ -29,7 +29,7 @@ from genjax.objective import has_ability
 from genjax.trainer import Run, TrainingError, make_mesh
 
 ABILITIES = ("sample", "encode", "decode", "reconstruct", "interpolate", "latent_manifold",
-             "log_likelihood", "translate", "evaluate")
+             "log_likelihood", "log_partition", "translate", "evaluate")
 
 
 def get_config(path: str) -> ConfigDict:
@@ -125,6 +125,10 @@ class Model:
     """Importance-sampled log p(x) per example, in nats, with k samples."""
     method = self._method("log_likelihood")
     return np.asarray(method(self.state, np.asarray(x, np.float32), self._key(seed), k))
+
+  def log_partition(self, method: str = "auto", seed: int = 0) -> dict:
+    """log Z of an energy model: method 'exact' (enumeration), 'ais' (with its +-3 std) or 'auto'."""
+    return self._method("log_partition")(self.state, self._key(seed), method)
 
   def invert(self, x, method: str = "opt", steps: int = 200, restarts: int = 4, encoder=None,
              seed: int = 0, **options) -> tuple[np.ndarray, np.ndarray]:

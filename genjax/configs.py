@@ -114,3 +114,21 @@ def pix2pix_config(dataset: str = "fashion_mnist", task: str = "inpaint", **mode
       "upsample": "auto", "conv_input_grad": "auto", **model})
   config.optimizer = ConfigDict({"name": "adam", "learning_rate": 2e-4, "b1": 0.5})
   return config
+
+
+def rbm_config(dataset: str = "digits", num_hidden: int = 16, **model) -> ConfigDict:
+  """A Bernoulli-Bernoulli RBM on a dynamically binarised dataset (CD-1 unless `model` says otherwise).
+
+  SGD with momentum 0.5 at 0.05 (Hinton's practical guide, sec. 9), weight decay 1e-4 on W, batch
+  100; AIS with Salakhutdinov & Murray's 14,500 betas and 100 runs.
+  """
+  config = base_config(num_steps=3000, batch_size=100, log_every=100, sample_every=1000,
+                       eval_num_samples=1000)
+  config.dataset.update({"name": dataset, "binarize": True})
+  config.model = ConfigDict({
+      "name": "rbm", "num_hidden": num_hidden, "cd_k": 1, "persistent": False, "num_chains": 100,
+      "weight_decay": 1e-4, "sample_gibbs_steps": 1000, "log_z_method": "auto",
+      "ais_breaks": (0.5, 0.9, 1.0), "ais_counts": (500, 4000, 10000), "ais_num_chains": 100,
+      "eval_batch_size": 1000, **model})
+  config.optimizer = ConfigDict({"name": "sgd", "learning_rate": 0.05, "momentum": 0.5})
+  return config

@@ -5,5 +5,6 @@ Reusable layers live in genjax/layers/, so this package reads as the list of fam
 from genjax.models import autoencoder  # noqa: F401
 from genjax.models import vae  # noqa: F401
 from genjax.models import gan  # noqa: F401
+from genjax.models import rbm  # noqa: F401
 from genjax.models import gan_encoder  # noqa: F401
 from genjax.models import pix2pix  # noqa: F401
