@@ -54,6 +54,25 @@ def jacobian_frobenius_penalty(encode_fn: Callable[[Array], Array], x: Array,
   return _sum_per_example(jnp.square(jacobian))
 
 
+def mlp_jacobian_frobenius(kernels: list[Array], slopes: list[Array]) -> Array:
+  """||J||_F^2 per example of an MLP z = act(...act(x K_1)...) K_L, without forming J.
+
+  J = K_L^T D_{L-1} K_{L-1}^T ... D_1 K_1^T with D_l = diag(slopes[l-1]) (activation derivatives,
+  [batch, width_l]), so J J^T is a chain of Gram matrices: G_1 = K_1^T K_1, G_{l+1} = K_{l+1}^T
+  (s_l s_l^T o G_l) K_{l+1}, and ||J||_F^2 = tr(G_L) = s^T (G_{L-1} o K_L K_L^T) s. One hidden
+  layer costs width^2 per example instead of a code-size x input-size Jacobian.
+  """
+  if len(kernels) < 2:
+    raise ValueError("mlp_jacobian_frobenius needs at least one hidden layer")
+  gram = kernels[0].T @ kernels[0]  # [h1, h1], shared by the batch; [batch, h, h] after layer 2
+  for kernel, s in zip(kernels[1:-1], slopes[:-1]):
+    gram = jnp.einsum("bij,bi,bj,io,jp->bop" if gram.ndim == 3 else "ij,bi,bj,io,jp->bop",
+                      gram, s, s, kernel, kernel)
+  s = slopes[-1]
+  return jnp.einsum("bij,bi,bj,ij->b" if gram.ndim == 3 else "ij,bi,bj,ij->b",
+                    gram, s, s, kernels[-1] @ kernels[-1].T)
+
+
 # ----------------------------------------------------------------------------- VAEs
 
 def gaussian_kl(mean: Array, logvar: Array) -> Array:

@@ -86,3 +86,60 @@ def test_sigmoid_cross_entropy_is_stable_for_large_logits():
   np.testing.assert_allclose(losses.sigmoid_cross_entropy(logits, jnp.array([[1.0, 0.0]])), [0.0], atol=1e-6)
   np.testing.assert_allclose(losses.sigmoid_cross_entropy(logits, jnp.array([[0.0, 1.0]])), [160.0], rtol=1e-6)
 
+
+
+@pytest.mark.parametrize("sizes, activation", [((6, 5, 3), jnp.tanh), ((5, 4, 4, 2), jax.nn.sigmoid),
+                                               ((4, 3, 5, 2, 3), jax.nn.softplus)])
+def test_closed_form_mlp_penalty_matches_finite_differences(x64, sizes, activation):
+  """mlp_jacobian_frobenius (Gram-matrix chain) == ||J||_F^2 by central differences, per example."""
+  key_w, key_x = jax.random.split(jax.random.key(3))
+  keys = jax.random.split(key_w, len(sizes) - 1)
+  kernels = [jax.random.normal(k, (a, b), jnp.float64) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+  xs = jax.random.normal(key_x, (3, sizes[0]), jnp.float64)
+
+  def encode(x):
+    h = x
+    for i, w in enumerate(kernels):
+      h = h @ w
+      if i < len(kernels) - 1:
+        h = activation(h)
+    return h
+
+  pre, h = [], xs
+  for w in kernels[:-1]:
+    pre.append(h @ w)
+    h = activation(pre[-1])
+  slopes = [jax.vmap(jax.vmap(jax.grad(activation)))(a) for a in pre]
+  closed = losses.mlp_jacobian_frobenius(kernels, slopes)
+  expected = [_finite_difference_penalty(encode, x) for x in xs]
+  np.testing.assert_allclose(np.asarray(closed), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation, hidden", [("tanh", (16,)), ("sigmoid", (12, 9)), ("elu", (7, 6, 5))])
+def test_autoencoder_dense_penalty_equals_jacfwd_with_gradients(activation, hidden):
+  """The family's 'dense' (closed form, what 'auto' picks for MLPs) == jax.jacfwd, values and grads."""
+  from genjax.configs import autoencoder_config
+  from genjax.models.autoencoder import AutoencoderObjective
+  config = autoencoder_config("mlp", activation=activation, hidden=hidden, latent_dim=4,
+                              contractive_weight=0.1, jacobian_mode="auto")
+  objective = AutoencoderObjective(config)
+  assert objective.jacobian_mode == "dense"
+  x = jax.random.uniform(jax.random.key(0), (5, 3, 3, 1))
+  params = objective.encoder.init(jax.random.key(1), x)["params"]
+  dense = lambda p: objective.contractive_penalty(p, x)
+  one = lambda p: (lambda xi: objective.encoder.apply({"params": p}, xi[None])[0])
+  reference = lambda p: losses.jacobian_frobenius_penalty(one(p), x, "fwd")
+  np.testing.assert_allclose(dense(params), reference(params), rtol=2e-5)
+  grads = [jax.tree_util.tree_leaves(jax.grad(lambda p: f(p).sum())(params)) for f in (dense, reference)]
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_dense_penalty_only_for_mlp_encoders():
+  from genjax.config import ConfigError, validate
+  from genjax.configs import autoencoder_config
+  from genjax.models.autoencoder import resolve_jacobian_mode
+  assert resolve_jacobian_mode(autoencoder_config("conv", contractive_weight=0.1).model) == "auto"
+  assert resolve_jacobian_mode(autoencoder_config("mlp", norm="layer", contractive_weight=0.1).model) == "auto"
+  with pytest.raises(ConfigError, match="model.jacobian_mode='dense' is not allowed"):
+    validate(autoencoder_config("conv", contractive_weight=0.1, jacobian_mode="dense"))

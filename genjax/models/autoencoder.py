@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -18,7 +19,7 @@ from genjax import xla_options
 from genjax.config import require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate.likelihood import dataset_means
-from genjax.layers.networks import make_decoder, make_encoder, validate_architecture
+from genjax.layers.networks import ACTIVATIONS, make_decoder, make_encoder, validate_architecture
 from genjax.optim import make_optimizer
 from genjax.registry import MODELS
 from genjax.state import TrainState
@@ -68,9 +69,24 @@ class EncodeDecode:
             "reconstructions": jnp.swapaxes(pairs, 0, 1).reshape((-1, 8) + x.shape[1:])}
 
 
+JACOBIAN_MODES = ("fwd", "rev", "auto", "dense")
+
+
+def dense_jacobian_applies(model: ConfigDict) -> bool:
+  """The closed-form penalty needs Dense -> elementwise activation layers only (an MLP, no norm)."""
+  return (model.get("architecture", "mlp") == "mlp" and model.get("norm", "none") == "none"
+          and len(model.get("hidden", ())) >= 1)
+
+
+def resolve_jacobian_mode(model: ConfigDict) -> str:
+  """'auto': the closed form for MLP encoders, else jacobian_frobenius_penalty's own choice."""
+  mode = model.get("jacobian_mode", "auto")
+  return "dense" if mode == "auto" and dense_jacobian_applies(model) else mode
+
+
 def _forward_jacobian(model: ConfigDict) -> bool:
   """Whether the contractive penalty may differentiate the encoder in forward mode."""
-  return bool(model.get("contractive_weight", 0.0)) and model.get("jacobian_mode", "auto") != "rev"
+  return bool(model.get("contractive_weight", 0.0)) and resolve_jacobian_mode(model) in ("fwd", "auto")
 
 
 @MODELS.register("autoencoder")
@@ -85,7 +101,7 @@ class AutoencoderObjective(EncodeDecode):
     self.noise_level = float(config.model.get("noise_level", 0.0))
     self.sparsity_weight = float(config.model.get("sparsity_weight", 0.0))
     self.contractive_weight = float(config.model.get("contractive_weight", 0.0))
-    self.jacobian_mode = config.model.get("jacobian_mode", "auto")
+    self.jacobian_mode = resolve_jacobian_mode(config.model)
     self.reconstruction = RECONSTRUCTION_LOSSES[config.model.get("reconstruction_loss", "squared_error")]
     # jax.jacfwd cannot go through the phase input gradient (a custom_vjp): XLA's conv then.
     self.encoder = make_encoder(config.model, self.latent_dim,
@@ -106,7 +122,9 @@ class AutoencoderObjective(EncodeDecode):
     require(rec in RECONSTRUCTION_LOSSES, "model.reconstruction_loss", rec,
             f"one of {sorted(RECONSTRUCTION_LOSSES)}")
     mode = model.get("jacobian_mode", "auto")
-    require(mode in ("fwd", "rev", "auto"), "model.jacobian_mode", mode, "'fwd', 'rev' or 'auto'")
+    require(mode in JACOBIAN_MODES, "model.jacobian_mode", mode, f"one of {JACOBIAN_MODES}")
+    require(mode != "dense" or dense_jacobian_applies(model), "model.jacobian_mode", mode,
+            "'fwd', 'rev' or 'auto' unless the encoder is an MLP with a hidden layer and norm 'none'")
     require(not (_forward_jacobian(model) and model.get("conv_input_grad", "auto") == "phase"),
             "model.conv_input_grad", "phase", f"'xla' or 'auto' with jacobian_mode={mode!r} "
             "(forward mode cannot go through the phase input gradient; or set jacobian_mode='rev')")
@@ -138,11 +156,23 @@ class AutoencoderObjective(EncodeDecode):
       terms["sparsity"] = losses.l1_sparsity(z)
       loss = loss + self.sparsity_weight * terms["sparsity"]
     if self.contractive_weight:
-      encode_one = lambda xi: self.encoder.apply({"params": params["encoder"]}, xi[None])[0]
-      terms["contractive"] = losses.jacobian_frobenius_penalty(encode_one, x, self.jacobian_mode)
+      terms["contractive"] = self.contractive_penalty(params["encoder"], x)
       loss = loss + self.contractive_weight * terms["contractive"]
     terms["loss"] = loss
     return terms
+
+  def contractive_penalty(self, encoder_params, x: jax.Array) -> jax.Array:
+    """||J_x E(x)||_F^2 per example: closed form for MLPs ('dense'), else jax.jacfwd / jacrev."""
+    if self.jacobian_mode != "dense":
+      encode_one = lambda xi: self.encoder.apply({"params": encoder_params}, xi[None])[0]
+      return losses.jacobian_frobenius_penalty(encode_one, x, self.jacobian_mode)
+    _, captured = self.encoder.apply({"params": encoder_params}, x, mutable=["intermediates"],
+                                     capture_intermediates=lambda module, _: isinstance(module, nn.Dense))
+    names = sorted(encoder_params, key=lambda name: int(name.rsplit("_", 1)[1]))  # Dense_0 .. Dense_L
+    activation = ACTIVATIONS[self.model.get("activation", "relu")]
+    pre_activations = [captured["intermediates"][name]["__call__"][0] for name in names[:-1]]
+    slopes = [jax.jvp(activation, (a,), (jnp.ones_like(a),))[1] for a in pre_activations]
+    return losses.mlp_jacobian_frobenius([encoder_params[name]["kernel"] for name in names], slopes)
 
   def step(self, state: TrainState, batch: dict, rng: jax.Array):
     def mean_loss(params):
