@@ -1,0 +1,143 @@
+"""Fixed feature networks for texture statistics, and the Gram matrices taken of them.
+
+G_l = F_l F_l^T / N_l, F_l the [C_l, N_l] map of layer l       (Gatys et al. 2015, eq. 1 / sec. 2)
+
+A `FeatureNet` maps images [B, H, W, C] in [0, 1] to a list of feature maps; its weights are fixed
+constants (nothing here is trained by the texture family). Nets are registered by name in
+FEATURE_NETS (`model.features`):
+
+- 'random_multiscale' (Ustyuzhaninov et al. 2017): one layer per filter size of seeded random
+  filters, ReLU; the Gram statistics of such a shallow random multi-scale net synthesise textures
+  comparable to VGG's. Random biases spread the ReLU thresholds over the pixel range, so each layer
+  also sees the grey-level histogram.
+- 'classifier': the conv stack of genjax's own domain classifier (genjax/evaluate/classifier.py),
+  trained on the brick / grass / gravel crops of the `textures` dataset (grey, so colour channels
+  pass through it one at a time).
+
+Anyone with other weights on disk (VGG, ...) can wrap them as a FeatureNet and register it.
+`periodic=True` pads circularly (an image being synthesised is a torus: every pixel is constrained
+alike and the result tiles); False takes only valid windows (an exemplar's true statistics).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from genjax.registry import Registry
+
+Features = list  # [B, h, w, c] arrays, one per layer
+
+FEATURE_NETS: Registry = Registry("feature network")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNet:
+  name: str
+  apply: Callable[[jax.Array, bool], Features]  # (images [B,H,W,C], periodic) -> feature maps
+  largest_filter: int  # its widest window: the smallest image side it accepts
+  num_layers: int
+
+
+def gram(features: jax.Array) -> jax.Array:
+  """[B, H, W, C] -> [B, C, C]: G = F F^T / N with N = H * W positions (Gatys et al. 2015, eq. 1)."""
+  b, h, w, c = features.shape
+  flat = features.reshape(b, h * w, c)
+  return jnp.einsum("bnc,bnd->bcd", flat, flat) / (h * w)
+
+
+def grams(net: FeatureNet, images: jax.Array, periodic: bool) -> list[jax.Array]:
+  return [gram(f) for f in net.apply(images, periodic)]
+
+
+def gram_loss(grams_x: Sequence[jax.Array], grams_target: Sequence[jax.Array]) -> jax.Array:
+  """[B] sum_l ||G_l(x) - G_l(t)||^2 / ||G_l(t)||^2: Gatys et al. eq. 4-5 with w_l = 1 / ||G_l(t)||^2,
+  which makes each layer's term scale-free (0 at a match, 1 for an all-zero map)."""
+  terms = [jnp.sum((g - t) ** 2, axis=(1, 2)) / jnp.maximum(jnp.sum(t ** 2, axis=(1, 2)), 1e-12)
+           for g, t in zip(grams_x, grams_target)]
+  return sum(terms)
+
+
+def conv(x: jax.Array, kernel: jax.Array, periodic: bool, stride: int = 1) -> jax.Array:
+  """NHWC x HWIO, circular padding (output size = input size / stride) or valid windows."""
+  if periodic:
+    k = kernel.shape[0]
+    before, after = (k - 1) // 2, k // 2
+    x = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap")
+  return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID",
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def random_filters(rng: np.random.Generator, size: int, channels: int, count: int):
+  """He-scaled Gaussian filters [size, size, channels, count] with zero mean each (Ustyuzhaninov
+  et al. 2017 sec. 3), and biases [count] ~ N(0, 0.5^2) x pixel std so thresholds spread."""
+  kernel = rng.standard_normal((size, size, channels, count))
+  kernel -= kernel.mean(axis=(0, 1, 2), keepdims=True)
+  kernel /= np.sqrt((kernel ** 2).sum(axis=(0, 1, 2), keepdims=True))  # unit norm: outputs ~ pixel std
+  bias = 0.5 * 0.25 * rng.standard_normal(count)  # 0.25: the std of pixels spread over [0, 1]
+  return jnp.asarray(kernel, jnp.float32), jnp.asarray(bias, jnp.float32)
+
+
+def random_multiscale_net(channels: int, filter_sizes: Sequence[int], filters_per_size: int,
+                          seed: int) -> FeatureNet:
+  """One ReLU layer per filter size, all reading the image centred at 0.5 (Ustyuzhaninov et al. 2017)."""
+  rng = np.random.default_rng(seed)
+  layers = [random_filters(rng, int(k), channels, filters_per_size) for k in filter_sizes]
+
+  def apply(images: jax.Array, periodic: bool) -> Features:
+    centred = images - 0.5
+    return [jax.nn.relu(conv(centred, kernel, periodic) + bias) for kernel, bias in layers]
+
+  return FeatureNet(f"random_multiscale(sizes={tuple(filter_sizes)}, n={filters_per_size}, seed={seed})",
+                    apply, max(int(k) for k in filter_sizes), len(layers))
+
+
+def classifier_net(params: dict) -> FeatureNet:
+  """The four conv layers of a `DomainClassifier` (3x3; strides 1, 2, 1, 2; ReLU) as four feature
+  maps; colour channels are fed one by one (the classifier is grey) and their features stacked."""
+  names = sorted((k for k in params if k.startswith("Conv_")), key=lambda k: int(k.split("_")[1]))
+  strides = (1, 2, 1, 2)
+
+  def apply(images: jax.Array, periodic: bool) -> Features:
+    b, h, w, c = images.shape
+    x = jnp.moveaxis(images, -1, 1).reshape(b * c, h, w, 1)
+    maps = []
+    for name, stride in zip(names, strides):
+      # SAME-like padding as the classifier was trained with: circular when periodic, else valid.
+      x = jax.nn.relu(conv(x, params[name]["kernel"], periodic, stride) + params[name]["bias"])
+      maps.append(x)
+    return [m.reshape(b, c, *m.shape[1:]).transpose(0, 2, 3, 1, 4).reshape(b, *m.shape[1:3], -1)
+            for m in maps]
+
+  # 15: the receptive field of the stack (3x3, s2, 3x3, s2), the widest window it reads.
+  return FeatureNet("classifier(genjax-cnn-textures)", apply, 15, len(names))
+
+
+@FEATURE_NETS.register("random_multiscale")
+def _random_multiscale(model, channels: int) -> FeatureNet:
+  return random_multiscale_net(channels, tuple(model.filter_sizes), int(model.filters_per_size),
+                               int(model.feature_seed))
+
+
+CLASSIFIER_DATASET = {"name": "textures", "crop_size": 32, "crops_per_texture": 600}
+
+
+@FEATURE_NETS.register("classifier")
+def _classifier(model, channels: int) -> FeatureNet:
+  """Trains (once, then cached) genjax's CNN on the `textures` crops; no downloaded weights."""
+  from ml_collections import ConfigDict
+
+  from genjax.data import dataset_options
+  from genjax.evaluate.classifier import FeatureExtractor
+  dataset = ConfigDict({**dataset_options(), **CLASSIFIER_DATASET})
+  extractor = FeatureExtractor(dataset, int(model.feature_seed))
+  return classifier_net(jax.tree_util.tree_map(jnp.asarray, extractor.params))
+
+
+def make_feature_net(model, channels: int) -> FeatureNet:
+  """The net named by `model.features`."""
+  return FEATURE_NETS.lookup(model.features)(model, channels)

@@ -1,0 +1,176 @@
+"""Texture synthesis / style transfer / texture network: Gram algebra, zero loss at the exemplar,
+L-BFGS progress, the held-out evaluation net, the metrics' known values, and one-line bad input."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from genjax import trainer
+from genjax.config import ConfigError, validate
+from genjax.configs import texture_config
+from genjax.data import DatasetError, load_dataset
+from genjax.data.exemplar import named_image
+from genjax.evaluate import texture_metrics
+from genjax.layers import random_features
+from genjax.models.texture import FAMILY_MODES, resize
+from tests.helpers import load_experiment, read_metrics, run_cli, tiny
+
+SMALL_NET = {"filter_sizes": (3, 5), "filters_per_size": 8, "eval_filter_sizes": (4, 7)}
+
+
+def small_config(tmp_path, mode="optimize", **model):
+  """A 32x32 crop of brick written as a PNG (so image_path is exercised), 32x32 syntheses."""
+  path = tmp_path / "brick32.png"
+  if not path.exists():
+    Image.fromarray((named_image("brick")[200:232, 200:232, 0] * 255).astype(np.uint8)).save(path)
+  config = texture_config(mode, **{**SMALL_NET, "output_size": 32, "train_size": 16,
+                                   "generator_scales": 2, "generator_width": 8, **model})
+  config.dataset.image_path = str(path)
+  config.dataset.image_size = 0
+  return config
+
+
+def test_gram_matches_a_loop_and_ignores_positions():
+  rng = np.random.default_rng(0)
+  features = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+  g = np.asarray(random_features.gram(jnp.asarray(features)))
+  expected = np.zeros((2, 5, 5))
+  for b in range(2):
+    for i in range(5):
+      for j in range(5):
+        expected[b, i, j] = sum(features[b, y, x, i] * features[b, y, x, j]
+                                for y in range(3) for x in range(4)) / 12
+  np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-6)
+  shuffled = features.reshape(2, 12, 5)[:, rng.permutation(12)].reshape(2, 3, 4, 5)
+  np.testing.assert_allclose(np.asarray(random_features.gram(jnp.asarray(shuffled))), g, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(g[0], g[1])  # and it does see the content
+
+
+def test_exemplar_against_itself_has_zero_loss_and_gradient():
+  net = random_features.random_multiscale_net(1, (3, 5), 8, seed=0)
+  exemplar = jnp.asarray(named_image("gravel")[:24, :24])[None]
+  targets = random_features.grams(net, exemplar, periodic=False)
+  loss = lambda x: jnp.sum(random_features.gram_loss(random_features.grams(net, x, False), targets))
+  value, grad = jax.value_and_grad(loss)(exemplar)
+  assert float(value) == pytest.approx(0.0, abs=1e-10)
+  assert float(jnp.max(jnp.abs(grad))) < 1e-6
+  other = jnp.asarray(named_image("brick")[:24, :24])[None]
+  value, grad = jax.value_and_grad(loss)(other)
+  assert float(value) > 1e-3 and float(jnp.max(jnp.abs(grad))) > 1e-6  # not zero everywhere
+
+
+def test_lbfgs_lowers_the_loss_from_noise_on_a_32px_crop(tmp_path):
+  config = tiny(small_config(tmp_path), num_steps=12, log_every=4)
+  validate(config)
+  state = trainer.train(config, str(tmp_path / "run"))
+  losses = [m["loss"] for m in read_metrics(str(tmp_path / "run"))]
+  assert losses[-1] < 0.2 * losses[0], losses
+  objective = FAMILY_MODES["optimize"](config)
+  syntheses = np.asarray(objective.syntheses(state))
+  assert syntheses.shape == (2, 32, 32, 1) and 0 <= syntheses.min() and syntheses.max() <= 1
+  assert np.sqrt(np.mean((syntheses[0] - syntheses[1]) ** 2)) > 0.05  # two seeds, two textures
+
+
+def test_heldout_net_differs_from_the_optimised_one(tmp_path):
+  config = small_config(tmp_path)
+  objective = FAMILY_MODES["optimize"](config)
+  assert objective.net.name != objective.eval_net.name
+  x = jnp.asarray(named_image("grass")[:32, :32])[None]
+  a = [np.asarray(f) for f in objective.net.apply(x, False)]
+  b = [np.asarray(f) for f in objective.eval_net.apply(x, False)]
+  assert [f.shape for f in a] != [f.shape for f in b]
+  # Same sizes but another seed: other filters, other features.
+  same_sizes = random_features.random_multiscale_net(1, (3, 5), 8, seed=1)
+  c = [np.asarray(f) for f in same_sizes.apply(x, False)]
+  assert all(not np.allclose(p, q) for p, q in zip(a, c))
+  config.model.eval_filter_sizes, config.model.eval_feature_seed = (3, 5), config.model.feature_seed
+  with pytest.raises(ConfigError, match="eval_feature_seed"):
+    validate(config)
+
+
+def test_patch_metrics_known_values():
+  exemplar = named_image("brick")[:96, :96]
+  assert texture_metrics.patch_swd(exemplar, exemplar, seed=0) < 0.2 * texture_metrics.patch_swd(
+      np.full_like(exemplar, exemplar.mean()), exemplar, seed=0)
+  crop = exemplar[10:42, 20:52]
+  mean_ncc, max_ncc = texture_metrics.copy_ncc(crop, exemplar, seed=0)
+  assert mean_ncc == pytest.approx(1.0, abs=1e-3) and max_ncc == pytest.approx(1.0, abs=1e-3)
+  noise = np.random.default_rng(0).uniform(size=crop.shape).astype(np.float32)
+  assert texture_metrics.copy_ncc(noise, exemplar, seed=0)[0] < 0.6
+  base = texture_metrics.baselines(exemplar, 32, 2, seed=0)
+  assert {k: v.shape for k, v in base.items()} == {k: (2, 32, 32, 1) for k in ("noise", "shuffle", "crop")}
+  np.testing.assert_allclose(np.sort(base["shuffle"][0].ravel()), np.sort(base["shuffle"][0].ravel()))
+  # Shuffling keeps the histogram exactly.
+  assert np.isclose(base["noise"].mean(), exemplar.mean(), atol=0.03)
+
+
+def test_coarse_to_fine_starts_each_level_from_the_coarser_one(tmp_path):
+  config = tiny(small_config(tmp_path, levels=2, coarse_steps=3, filter_sizes=(3,)), num_steps=4,
+                log_every=1)
+  objective = FAMILY_MODES["optimize"](config)
+  assert objective.sizes == [16, 32]
+  state = trainer.train(config, str(tmp_path / "run"))
+  assert [m["level"] for m in read_metrics(str(tmp_path / "run"))] == [0, 0, 0, 1]
+  coarse = np.asarray(jax.nn.sigmoid(state.params["level0"]))
+  fine = np.asarray(state.params["level1"])
+  assert np.isfinite(fine).all() and np.abs(fine).max() > 0  # overwritten from the zeros placeholder
+  upsampled = np.asarray(jax.image.resize(coarse, fine.shape, "linear"))
+  # One L-BFGS step moves the image, but it is still the coarse result's upsampling, not noise.
+  assert np.corrcoef(upsampled.ravel(), np.asarray(jax.nn.sigmoid(fine)).ravel())[0, 1] > 0.8
+
+
+def test_generator_and_style_transfer_run(tmp_path):
+  config = tiny(small_config(tmp_path, "generator", generator_batch=2), num_steps=4, log_every=2)
+  config.optimizer = type(config.optimizer)({"name": "adam", "learning_rate": 1e-2})
+  validate(config)
+  state = trainer.train(config, str(tmp_path / "gen"))
+  objective = FAMILY_MODES["generator"](config)
+  samples = np.asarray(objective.sample(state, jax.random.key(0), 3))
+  assert samples.shape == (3, 32, 32, 1) and not np.allclose(samples[0], samples[1])
+  style = tiny(small_config(tmp_path, init="content", content_weight=1.0, num_syntheses=1), num_steps=2)
+  style.dataset.content = "gravel"
+  validate(style)
+  transfer = FAMILY_MODES["optimize"](style)
+  assert transfer.content_weight == 1.0 and not transfer.periodic
+  batch = {k: jnp.asarray(v) for k, v in load_dataset(style.dataset, "test").items()}
+  assert batch["content"].shape == (1, 512, 512, 1)  # gravel at its native size (image_size 0)
+  state = transfer.init(jax.random.key(0), batch)
+  content = np.asarray(resize(batch["content"], 32))[0]
+  np.testing.assert_allclose(np.asarray(transfer.syntheses(state))[0], np.clip(content, 0.02, 0.98), atol=1e-5)
+  target = state.extras["targets"]["content"][0]
+  relative = lambda x: float(jnp.sum((transfer.net.apply(x, False)[transfer.content_layer] - target) ** 2)
+                              / jnp.sum(target ** 2))
+  assert relative(transfer.syntheses(state)) < 0.01  # started from the content: its features match
+  assert relative(jnp.full((1, 32, 32, 1), 0.5)) > 0.1
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+  config = small_config(tmp_path)
+  for key, value, match in (("dataset.image_path", str(tmp_path / "missing.png"), "does not exist"),
+                            ("model.features", "vgg19", "model.features"),
+                            ("model.filter_sizes", (3, 55), "largest filter")):
+    bad = small_config(tmp_path)
+    group, leaf = key.split(".")
+    bad[group][leaf] = value
+    with pytest.raises(ConfigError, match=match):
+      validate(bad)
+  not_image = tmp_path / "notes.png"
+  not_image.write_text("not an image")
+  workdir = tmp_path / "cli"
+  result = run_cli("--config", "experiments/texture.py", "--workdir", str(workdir),
+                   f"--config.dataset.image_path={not_image}")
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and "not a readable PNG/JPEG" in errors[0], result.stderr[-2000:]
+  assert not workdir.exists()
+  with pytest.raises(DatasetError, match="not a readable"):
+    load_dataset({**config.dataset.to_dict(), "image_path": str(not_image)}, "test")
+
+
+def test_experiments_validate():
+  for name in ("texture", "style_transfer", "texture_net"):
+    validate(load_experiment(name))
+  assert load_experiment("texture", "grass").dataset.exemplar == "grass"
