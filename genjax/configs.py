@@ -132,3 +132,20 @@ def rbm_config(dataset: str = "digits", num_hidden: int = 16, **model) -> Config
       "eval_batch_size": 1000, **model})
   config.optimizer = ConfigDict({"name": "sgd", "learning_rate": 0.05, "momentum": 0.5})
   return config
+
+
+def texture_config(mode: str = "optimize", exemplar: str = "brick", **model) -> ConfigDict:
+  """Gram-matrix texture synthesis (Gatys et al. 2015) on random multi-scale features
+  (Ustyuzhaninov et al. 2017): L-BFGS on the pixels ('optimize') or a texture network ('generator')."""
+  config = base_config(num_steps=300, batch_size=1, log_every=10, checkpoint_every=100, sample_every=100)
+  config.dataset.update({"name": "exemplar", "exemplar": exemplar, "image_size": 256})
+  config.model = ConfigDict({
+      "name": "texture", "mode": mode, "features": "random_multiscale",
+      "filter_sizes": (3, 5, 7, 11, 15, 23), "filters_per_size": 64, "feature_seed": 0,
+      "eval_filter_sizes": (4, 6, 9, 13, 19), "eval_feature_seed": 1,  # the held-out evaluation net
+      "output_size": 128, "num_syntheses": 2, "levels": 1, "coarse_steps": 100, "periodic": True,
+      "init": "noise", "content_weight": 0.0, "style_weight": 1.0, "content_layer": 2,
+      "generator_width": 32, "generator_scales": 5, "generator_batch": 4, "train_size": 64,
+      "noise_channels": 3, **model})
+  config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10})
+  return config

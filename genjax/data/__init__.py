@@ -249,3 +249,4 @@ DATASETS.register("fashion_mnist")(DatasetSpec("fashion_mnist", "image", 10,
                                                _idx_loader("fashion_mnist",
                                                            builders.GenjaxFashionMnist), IDX_OPTIONS))
 from genjax.data import paired  # noqa: E402  paired views (dataset.task) for image-to-image models
+from genjax.data import exemplar  # noqa: E402,F401  one exemplar image (texture synthesis, style transfer)
