@@ -159,6 +159,9 @@ def generator_of(model, encoder=None) -> Generator:
     _expect(has_ability(encoder.objective, "frozen_gan") and encoder.objective.latent_dim == gan.latent_dim,
             "--encoder_workdir", encoder.workdir, f"a gan_encoder run trained for this generator "
             f"(latent size {gan.latent_dim})")
+    trained_for = os.path.abspath(encoder.config.model.generator_workdir)
+    _expect(encoder is model or trained_for == model.workdir, "--encoder_workdir", encoder.workdir,
+            f"a gan_encoder run for {model.workdir} (this one was trained for {trained_for})")
     encode = functools.partial(encoder.objective.encode, encoder.state)
   return Generator(generate=lambda z: gan.generate_eval(gan_state, z), encode=encode,
                    latent_dim=gan.latent_dim, data_shape=tuple(gan.data_shape), dataset=gan.dataset,
@@ -168,8 +171,14 @@ def generator_of(model, encoder=None) -> Generator:
 def classifier_features(dataset) -> Callable[[jax.Array], jax.Array]:
   """Penultimate layer of genjax's domain classifier for `dataset` (trained and cached on first use)."""
   from genjax.evaluate.classifier import FeatureExtractor
-  extractor = FeatureExtractor(dataset)
+  key = json.dumps(dataset.to_dict(), sort_keys=True, default=repr)
+  if key not in _EXTRACTORS:  # building one scores the whole test set: once per process
+    _EXTRACTORS[key] = FeatureExtractor(dataset)
+  extractor = _EXTRACTORS[key]
   return lambda x: extractor.model.apply({"params": extractor.params}, x)[0]
+
+
+_EXTRACTORS: dict[str, Any] = {}
 
 
 # name -> Generator -> F(x) [B, features]
@@ -327,17 +336,23 @@ def invert_model(model, x, encoder=None, seed: int = 0, **settings) -> dict[str,
 
 # ----------------------------------------------------------------------------- metrics
 
+def feature_distance(g: Generator, x_hat: np.ndarray, x: np.ndarray) -> dict[str, Any]:
+  """Mean squared L2 distance of genjax's classifier features (penultimate layer) of G(z) and x."""
+  embed = xla_options.jit(classifier_features(g.dataset))
+  distance = np.sum(np.square(np.asarray(embed(x_hat)) - np.asarray(embed(x))), axis=1)
+  return {"feature_distance": float(np.mean(distance)),
+          "feature_extractor": f"genjax-cnn-{g.dataset.name}-seed0 (penultimate layer, squared L2)"}
+
+
 def reconstruction_metrics(g: Generator, x: np.ndarray, result: dict, settings: Settings,
-                           z_true: np.ndarray | None = None) -> dict[str, Any]:
-  """PSNR / MSE on the known pixels, feature distance (classifier features, always), seconds per image."""
+                           z_true: np.ndarray | None = None, features: bool = True) -> dict[str, Any]:
+  """PSNR / MSE on the known pixels, classifier feature distance (unless `features` is False), seconds per image."""
   mask = make_mask(settings.mask, g.data_shape)
   mse = np.sum(mask * np.square(result["x_hat"] - x), axis=(1, 2, 3)) / (mask.sum() * x.shape[-1])
-  embed = xla_options.jit(classifier_features(g.dataset))
-  distance = np.sum(np.square(np.asarray(embed(result["x_hat"])) - np.asarray(embed(x))), axis=1)
   metrics = {"psnr_db": float(np.mean(psnr(mse))), "mse": float(np.mean(mse)),
-             "feature_distance": float(np.mean(distance)), "seconds_per_image": result["seconds"] / len(x),
+             "seconds_per_image": result["seconds"] / len(x),
              "num_images": int(len(x)), "final_loss": float(np.mean(result["loss"])),
-             "feature_extractor": f"genjax-cnn-{g.dataset.name}-seed0 (penultimate layer, squared L2)",
+             **(feature_distance(g, result["x_hat"], x) if features else {}),
              **dataclasses.asdict(settings.check())}
   if settings.mask != "none":  # inpainting: how well G(z) guesses the pixels it never saw
     unknown = 1.0 - mask
@@ -395,7 +410,7 @@ def main(argv) -> None:
     g = generator_of(model, api.load(f.encoder_workdir) if f.encoder_workdir else None)
     x, z_true, split = _targets(model, g, f.split, f.num, f.images, f.seed)
     result = invert_images(g, x, settings, f.seed)
-    metrics = reconstruction_metrics(g, x, result, settings, z_true)
+    metrics = reconstruction_metrics(g, x, result, settings, z_true, f.feature_distance)
     half = len(x) // 2  # real-to-real: image i to image half + i
     interpolation = interpolate(g, result["z"][:min(half, 8)], result["z"][half:half + min(half, 8)],
                                 projection=settings.projection) if half else result["x_hat"][:1, None]
@@ -427,6 +442,8 @@ def define_flags() -> None:
   flags.DEFINE_string("projection", defaults.projection, f"One of {sorted(PROJECTIONS)}.")
   flags.DEFINE_string("mask", defaults.mask, f"Known pixels, one of {sorted(MASKS)} (inpainting).")
   flags.DEFINE_integer("seed", 0, "Restarts' and samples' seed.")
+  flags.DEFINE_bool("feature_distance", True, "Report the classifier feature distance (trains the "
+                    "dataset's classifier on first use).")
   flags.mark_flag_as_required("workdir")
 
 
