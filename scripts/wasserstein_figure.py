@@ -12,8 +12,6 @@ import argparse
 import time
 
 import jax
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

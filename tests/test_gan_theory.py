@@ -114,3 +114,66 @@ def test_gan_discriminator_value_is_flat_in_theta(sweep):
   assert values[0] == pytest.approx(-dv.LOG4, abs=0.01)  # p = q: D = 1/2 is all it can do
   # Disjoint supports: the discriminator separates them and V -> -log 4 + 2 log 2 = 0 for every theta.
   np.testing.assert_allclose(values[1:], 0.0, atol=0.02)
+
+
+# ----------------------------------------------------------------------------- PacGAN pieces
+
+def _pac_objective(pack: int, **model):
+  from genjax.configs import gan_config
+  from genjax.models.gan import GANObjective
+  config = gan_config("wgan_gp", {"name": "toy2d", "mixture": "ring"}, 8, latent_dim=2,
+                      hidden=(16,), pack=pack, **model)
+  return GANObjective(config), config
+
+
+def test_pack_samples_concatenates_consecutive_examples():
+  from genjax.models.gan import pack_samples
+  points = np.arange(12.0).reshape(6, 2)
+  np.testing.assert_array_equal(pack_samples(points, 3), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+  images = np.arange(4 * 2 * 2 * 1.0).reshape(4, 2, 2, 1)
+  packed = np.asarray(pack_samples(images, 2))
+  assert packed.shape == (2, 2, 2, 2)  # channels of the two images side by side
+  np.testing.assert_array_equal(packed[1, ..., 0], images[2, ..., 0])
+  np.testing.assert_array_equal(packed[1, ..., 1], images[3, ..., 0])
+  np.testing.assert_array_equal(pack_samples(points, 1), points)
+
+
+def test_packed_critic_judges_m_samples_concatenated():
+  """pack = 2: the critic's first layer reads 2 x 2 coordinates, and its score for a pack is the
+  plain MLP applied to the two samples concatenated; the gradient penalty is taken per pack."""
+  objective, _ = _pac_objective(2)
+  x = jax.random.normal(jax.random.PRNGKey(1), (8, 2))
+  state = objective.init(jax.random.PRNGKey(0), {"x": x, "label": np.zeros(8, np.int32)})
+  critic = state.params["critic"]
+  assert critic["Dense_0"]["kernel"].shape == (4, 16)
+  scores, _ = objective.scores(critic, {}, x, objective.onehot(np.zeros(8, np.int32)), False)
+  manual = objective.critic.apply({"params": critic}, x.reshape(4, 4))[:, 0]
+  np.testing.assert_allclose(scores, manual, rtol=1e-6)
+  single, _ = _pac_objective(1)
+  assert single.init(jax.random.PRNGKey(0), {"x": x, "label": np.zeros(8, np.int32)}).params[
+      "critic"]["Dense_0"]["kernel"].shape == (2, 16)
+  # real = fake: every interpolate is x, and the penalty is the mean over PACKS of (||grad|| - 1)^2.
+  grads = jax.grad(lambda p: objective.critic.apply({"params": critic}, p)[:, 0].sum())(x.reshape(4, 4))
+  expected = np.mean((np.linalg.norm(grads, axis=1) - 1) ** 2)
+  _, (aux, _) = objective.critic_objective(critic, {}, x, x, objective.onehot(np.zeros(8, np.int32)),
+                                           jax.random.PRNGKey(2))
+  assert float(aux["gradient_penalty"]) == pytest.approx(expected, rel=1e-4)
+
+
+def test_maxout_is_the_max_over_pieces():
+  from genjax.layers.maxout import MaxoutMLP, maxout
+  x = np.random.default_rng(0).normal(size=(3, 10))
+  np.testing.assert_allclose(maxout(x, 5), np.stack([x[:, :5].max(1), x[:, 5:].max(1)], 1), rtol=1e-6)
+  net = MaxoutMLP((7, 7), 1, pieces=3)
+  params = net.init(jax.random.PRNGKey(0), np.zeros((1, 2)))["params"]
+  assert params["Maxout_0"]["Dense_0"]["kernel"].shape == (2, 21)
+  assert net.apply({"params": params}, np.zeros((4, 2))).shape == (4, 1)
+
+
+def test_bad_pack_is_one_line_error():
+  from tests.helpers import run_cli
+  result = run_cli("--config", "experiments/gan_toy_ring.py", "--workdir", "/tmp/never_written_pack",
+                   "--config.model.pack=3")
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith("error: config.batch_size=256 is not allowed")
+  assert "model.pack=3" in result.stderr
