@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from ml_collections import ConfigDict
 
 from genjax.layers.batch_norm import BatchNorm
+from genjax.layers.maxout import MaxoutMLP
 from genjax.layers.conv_transpose import (CONV_INPUT_GRADS, conv_phase_input_grad,
                                           resolve_conv_input_grad, upsample_conv)
 
@@ -156,15 +157,19 @@ def run_net(net, params, stats, inputs: jax.Array, train: bool, rngs: dict | Non
 
 
 def make_encoder(model: ConfigDict, out_features: int, **overrides) -> nn.Module:
-  """`model.architecture` 'mlp' (model.hidden) or 'conv' (model.features, model.downsample)."""
+  """`model.architecture` 'mlp' (model.hidden, or overrides' `hidden`; activation 'maxout': a
+  MaxoutMLP of model.maxout_pieces) or 'conv' (model.features, model.downsample)."""
   settings = dict(activation=model.get("activation", "relu"), norm=model.get("norm", "none"))
   settings.update(overrides)
+  hidden = tuple(settings.pop("hidden", None) or model.get("hidden", ()))
   if model.get("architecture", "mlp") == "conv":
     settings.setdefault("input_grad", model.get("conv_input_grad", "auto"))
     return ConvEncoder(tuple(model.features), out_features,
                        downsample=model.get("downsample", "stride"), **settings)
   settings.pop("input_grad", None)  # an MLP has no strided convolutions
-  return MLP(tuple(model.hidden), out_features, **settings)
+  if settings["activation"] == "maxout":  # widths change (units * pieces), so not an ACTIVATION
+    return MaxoutMLP(hidden, out_features, pieces=int(model.get("maxout_pieces", 5)))
+  return MLP(hidden, out_features, **settings)
 
 
 def make_decoder(model: ConfigDict, output_shape: Sequence[int], **overrides) -> nn.Module:

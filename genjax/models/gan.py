@@ -47,7 +47,7 @@ from genjax.data import dataset_spec, eval_batches, example_shape, num_classes
 from genjax.data import toy2d_mode_centres, toy2d_std
 from genjax.evaluate.mode_coverage import NUM_SAMPLES, mode_coverage
 from genjax.models.autoencoder import interpolate_codes
-from genjax.layers.networks import (NORMS, join_label, make_decoder, make_encoder, run_net,
+from genjax.layers.networks import (ACTIVATIONS, NORMS, join_label, make_decoder, make_encoder, run_net,
                                     validate_architecture)
 from genjax.optim import OPTIMIZERS, make_optimizer
 from genjax.registry import MODELS
@@ -62,6 +62,8 @@ ADVERSARIAL_LOSSES: dict[str, tuple[Callable, Callable, bool]] = {
     "least_squares": (losses.least_squares_critic_loss, losses.least_squares_generator_loss, False),
 }
 REGULARIZERS = ("none", "clip", "gradient_penalty")
+# Maxout (genjax/layers/maxout.py) changes layer widths, so it is a critic option, not an ACTIVATION.
+CRITIC_ACTIVATIONS = tuple(sorted(ACTIVATIONS)) + ("maxout",)
 # Generator output per dataset kind: sigmoid keeps images in the data's [0, 1] range.
 OUTPUTS: dict[str, Callable] = {"image": jax.nn.sigmoid, "points": lambda x: x}
 # Arjovsky et al.'s schedule: 100 critic updates for the first 25 generator updates and every 500th.
@@ -76,6 +78,13 @@ def latent_arithmetic(generate_fn: Callable[[jax.Array], jax.Array], z_a: jax.Ar
   """Radford et al. (2016) sec. 6.3.2: decodes [mean z_a, mean z_b, mean z_c, mean z_a - mean z_b + mean z_c]."""
   means = jnp.stack([jnp.mean(z_a, 0), jnp.mean(z_b, 0), jnp.mean(z_c, 0)])
   return generate_fn(jnp.concatenate([means, (means[0] - means[1] + means[2])[None]]))
+
+
+def pack_samples(x: jax.Array, pack: int) -> jax.Array:
+  """PacGAN (Lin et al. 2018, sec. 3): groups of `pack` consecutive examples concatenated along the
+  last axis, [B, ..., C] -> [B / pack, ..., pack * C] (features of points, channels of images)."""
+  grouped = x.reshape((x.shape[0] // pack, pack) + x.shape[1:])
+  return jnp.moveaxis(grouped, 1, -2).reshape(grouped.shape[:1] + x.shape[1:-1] + (pack * x.shape[-1],))
 
 
 def critic_norm(model: ConfigDict) -> str:
@@ -99,12 +108,13 @@ class GANObjective:
     self.n_critic = int(model.get("n_critic", 1))
     self.wgan_schedule = bool(model.get("wgan_schedule", False))
     self.ema_decay = float(model.get("ema_decay", 0.0))
+    self.pack = int(model.get("pack", 1))
     self.num_classes = num_classes(config.dataset) if model.get("conditional", False) else 0
     self.kind = dataset_spec(config.dataset).kind
     self.tx = {"generator": make_optimizer(config.optimizer),
                "critic": make_optimizer(config.get("critic_optimizer") or config.optimizer)}
     self.critic = make_encoder(model, 1, activation=model.get("critic_activation", "leaky_relu"),
-                               norm=critic_norm(model))
+                               norm=critic_norm(model), hidden=model.get("critic_hidden") or None)
     self.model = model
 
   @staticmethod
@@ -119,6 +129,18 @@ class GANObjective:
     require(isinstance(n_critic, int) and n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
     require(config.batch_size % n_critic == 0, "batch_size", config.batch_size,
             f"a multiple of model.n_critic={n_critic}: each critic update takes batch_size // n_critic rows")
+    pack = model.get("pack", 1)
+    require(isinstance(pack, int) and pack >= 1, "model.pack", pack, "an integer >= 1")
+    require((config.batch_size // n_critic) % pack == 0, "batch_size", config.batch_size,
+            f"batch_size // n_critic a multiple of model.pack={pack}: the critic judges packs of {pack}")
+    critic_hidden = model.get("critic_hidden", ())
+    require(isinstance(critic_hidden, (tuple, list)) and all(isinstance(h, int) and h >= 1 for h in critic_hidden),
+            "model.critic_hidden", critic_hidden, "a tuple of positive integers (() = model.hidden)")
+    critic_activation = model.get("critic_activation", "leaky_relu")
+    require(critic_activation in CRITIC_ACTIVATIONS, "model.critic_activation", critic_activation,
+            f"one of {CRITIC_ACTIVATIONS}")
+    pieces = model.get("maxout_pieces", 5)
+    require(isinstance(pieces, int) and pieces >= 1, "model.maxout_pieces", pieces, "an integer >= 1")
     for key, default, ok, allowed in (
         ("clip_value", 0.01, lambda v: v > 0, "a number > 0"),
         ("gp_weight", 10.0, lambda v: v >= 0, "a number >= 0"),
@@ -158,8 +180,9 @@ class GANObjective:
     return OUTPUTS[self.kind](outputs), stats
 
   def scores(self, params, stats, x: jax.Array, onehot: jax.Array, train: bool):
-    """Critic scores [B] (logits of D for the sigmoid losses) and updated batch statistics."""
-    outputs, stats = run_net(self.critic, params, stats, join_label(x, onehot), train)
+    """Critic scores [B / pack] (logits of D for the sigmoid losses), one per pack of `model.pack`
+    consecutive labelled examples, and updated batch statistics."""
+    outputs, stats = run_net(self.critic, params, stats, pack_samples(join_label(x, onehot), self.pack), train)
     return outputs[:, 0], stats
 
   def sampling_params(self, state: TrainState):
@@ -199,8 +222,10 @@ class GANObjective:
     adversarial = self.critic_loss_fn(real_scores, fake_scores)
     penalty = jnp.zeros(())
     if self.regularizer == "gradient_penalty":
-      score_fn = lambda x: self.scores(critic_params, critic_stats, x, onehot, True)[0]
-      penalty = losses.gradient_penalty(score_fn, real, fake, rng)
+      # One penalty per pack: the critic's input is the pack, so its gradient norm is the pack's.
+      packs = lambda x: x.reshape((x.shape[0] // self.pack, self.pack) + x.shape[1:])
+      score_fn = lambda p: self.scores(critic_params, critic_stats, p.reshape(real.shape), onehot, True)[0]
+      penalty = losses.gradient_penalty(score_fn, packs(real), packs(fake), rng)
     d_real, d_fake = jnp.mean(jax.nn.sigmoid(real_scores)), jnp.mean(jax.nn.sigmoid(fake_scores))
     aux = {"critic_loss": adversarial, "gradient_penalty": penalty,
            "critic_real": jnp.mean(real_scores), "critic_fake": jnp.mean(fake_scores),
@@ -216,11 +241,11 @@ class GANObjective:
 
   # -- protocol
   def init(self, rng: jax.Array, batch: dict) -> TrainState:
-    x = batch["x"][:1]
-    onehot = self.onehot(batch["label"][:1])
+    x = batch["x"][:self.pack]
+    onehot = self.onehot(batch["label"][:self.pack])
     gen_key, critic_key = jax.random.split(rng)
-    gen_vars = self.generator.init(gen_key, join_label(self.noise(gen_key, 1), onehot), train=False)
-    critic_vars = self.critic.init(critic_key, join_label(x, onehot), train=False)
+    gen_vars = self.generator.init(gen_key, join_label(self.noise(gen_key, 1), onehot[:1]), train=False)
+    critic_vars = self.critic.init(critic_key, pack_samples(join_label(x, onehot), self.pack), train=False)
     params = {"generator": gen_vars["params"], "critic": self.project(critic_vars["params"])}
     opt_state = {name: self.tx[name].init(params[name]) for name in params}
     extras = {}
@@ -350,13 +375,16 @@ class GANObjective:
 
     real, fake = [], []
     for i, batch in enumerate(eval_batches(arrays, 500)):
-      r, f = batch_scores(state, jnp.asarray(batch["x"]), jnp.asarray(batch["label"]),
+      rows = len(batch["x"]) - len(batch["x"]) % self.pack  # whole packs only
+      if not rows:
+        continue
+      r, f = batch_scores(state, jnp.asarray(batch["x"][:rows]), jnp.asarray(batch["label"][:rows]),
                           jax.random.fold_in(critic_key, i))
       real.append(np.asarray(r))
       fake.append(np.asarray(f))
     real, fake = np.concatenate(real), np.concatenate(fake)
     results = {"critic_real": float(real.mean()), "critic_fake": float(fake.mean()),
-               "critic_gap": float(real.mean() - fake.mean()), "num_examples": int(len(real))}
+               "critic_gap": float(real.mean() - fake.mean()), "num_examples": int(len(real)) * self.pack}
     if self.sigmoid_critic:
       sigmoid = lambda s: 1.0 / (1.0 + np.exp(-s))
       results.update(d_real=float(sigmoid(real).mean()), d_fake=float(sigmoid(fake).mean()))
