@@ -35,6 +35,18 @@ CONTENDERS = ("genjax", "genjax_feed", "genjax_xla", "minimal", "torch_eager", "
 NUM_BATCHES = 4  # distinct batches cycled through, so no step sees a constant input
 TORCH_THREADS = os.cpu_count() or 1
 TORCH_THREADS_USED: dict[str, int] = {}
+# A 1-minute load above this per core means other processes took CPU from the run (issue 23):
+# PyTorch's OpenMP threads suffer most, so a ratio measured under load flatters genjax.
+IDLE_LOAD_PER_CORE = 0.25
+
+
+def load_average() -> float | None:
+  return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def loaded(*loads: float | None) -> bool:
+  """True when any of the load readings exceeds IDLE_LOAD_PER_CORE per core."""
+  return any(l is not None and l > IDLE_LOAD_PER_CORE * (os.cpu_count() or 1) for l in loads)
 
 
 def _set_image_shape(objective) -> None:
@@ -160,8 +172,7 @@ def machine() -> dict:
   info = {"cpu": model, "cores": os.cpu_count(), "backend": jax.default_backend(),
           "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}", "jax": jax.__version__,
           "small": os.environ.get("GENJAX_BENCH_SMALL") == "1"}
-  if hasattr(os, "getloadavg"):
-    info["load_avg_1m_start"] = round(os.getloadavg()[0], 2)
+  info["load_avg_1m_start"] = load_average()
   if torch_available():
     import torch
     info["torch"] = torch.__version__
@@ -199,9 +210,12 @@ def main(argv: list[str] | None = None) -> int:
   print("# " + json.dumps(info))
   lines = []
   for workload in chosen:
+    load_before = load_average()
     result = measure(workload, contenders, args.repeats, args.seconds)
+    load_after = load_average()
     rates = result["steps_per_s"]
     line = {"workload": workload.name, "description": workload.description,
+            "load_avg_1m": [load_before, load_after], "loaded": loaded(load_before, load_after),
             "steps_per_s": {k: round(v, 2) for k, v in rates.items()},
             "genjax/minimal": ratio(rates, "genjax", "minimal"),
             "genjax_feed/minimal": ratio(rates, "genjax_feed", "minimal"),
@@ -212,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
             "errors": result["errors"]}
     lines.append(line)
     print(json.dumps(line), flush=True)
-  if hasattr(os, "getloadavg"):
-    info["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+  info["load_avg_1m_end"] = load_average()
+  info["loaded"] = loaded(info["load_avg_1m_start"], info["load_avg_1m_end"])
   print()
   print(table(lines, contenders))
   print(f"\n# load average (1 min) at start {info.get('load_avg_1m_start')}, at end {info.get('load_avg_1m_end')}")
+  if info["loaded"] or any(line["loaded"] for line in lines):
+    print(f"# WARNING: load above {IDLE_LOAD_PER_CORE} per core during the run: these ratios are not "
+          f"comparable with an idle machine's; rerun when `uptime` shows the machine idle")
   if args.json:
     with open(args.json, "a") as f:
       for line in [{"machine": info}, *lines]:
@@ -228,7 +245,7 @@ def table(lines: list[dict], contenders: list[str]) -> str:
   """Markdown: steps/s per contender, then the two ratios the targets are about."""
   ratios = (["genjax/genjax_xla"] if "genjax_xla" in contenders else []) + [
       "genjax/minimal", "genjax/torch_eager"]
-  head = ["workload", *contenders, *ratios]
+  head = ["workload", *contenders, *ratios, "load (1 min)"]
   rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for line in lines:
     cells = [line["workload"]]
@@ -236,6 +253,8 @@ def table(lines: list[dict], contenders: list[str]) -> str:
       cells.append(f"{line['steps_per_s'][c]:.1f}" if c in line["steps_per_s"] else "n/a")
     for key in ratios:
       cells.append(f"{line[key]:.2f}x" if line[key] is not None else "n/a")
+    before, after = line.get("load_avg_1m", (None, None))
+    cells.append(f"{before}-{after}" + (" LOADED" if line.get("loaded") else ""))
     rows.append("| " + " | ".join(cells) + " |")
   return "\n".join(rows)
 

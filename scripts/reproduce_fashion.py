@@ -1,0 +1,72 @@
+"""Reruns the README's Fashion-MNIST rows end to end and gathers their eval.json into one JSON file.
+
+  .venv/bin/python scripts/reproduce_fashion.py [--only vae_fashion,torch_vae] [--out docs/fashion_results.json]
+
+Each row is an experiment file as committed plus the overrides the README states; it trains into
+runs/fashion/NAME (resuming if present), runs --mode eval, and records the wall time of both on
+this machine. Not part of `make test`: the full set takes hours on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION = ("--config.dataset.name=fashion_mnist",)
+
+# name -> (command after `python -m`, arguments); {workdir} is runs/fashion/NAME.
+ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "vae_fashion": ("genjax.main", ("--config", "experiments/vae_fashion.py")),
+    "torch_vae": ("benchmarks.torch_vae_reference", ("--out", "{workdir}/eval.json")),
+    "rbm_cd1": ("genjax.main", ("--config", "experiments/rbm_fashion.py:cd1")),
+    "rbm_cd10": ("genjax.main", ("--config", "experiments/rbm_fashion.py:cd10")),
+    "rbm_pcd": ("genjax.main", ("--config", "experiments/rbm_fashion.py:pcd")),
+    "flow_simple": ("genjax.main", ("--config", "experiments/flow_simple.py")),
+    "flow_vardeq": ("genjax.main", ("--config", "experiments/flow_vardeq.py")),
+    "realnvp": ("genjax.main", ("--config", "experiments/realnvp.py")),
+    "pix2pix_inpaint": ("genjax.main", ("--config", "experiments/pix2pix_inpaint.py")),
+    "dcgan": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION)),
+    "wgan_gp": ("genjax.main", ("--config", "experiments/wgan_gp.py", *FASHION)),
+}
+
+
+def run_row(name: str, python: str) -> dict:
+  module, args = ROWS[name]
+  workdir = os.path.join("runs", "fashion", name)
+  args = [a.format(workdir=workdir) for a in args]
+  started = time.perf_counter()
+  if module == "genjax.main":
+    steps = [[*args, "--workdir", workdir], [*args, "--workdir", workdir, "--mode", "eval"]]
+  else:
+    steps = [args]
+  for step in steps:
+    subprocess.run([python, "-m", module, *step], cwd=ROOT, check=True)
+  with open(os.path.join(ROOT, workdir, "eval.json")) as f:
+    return {**json.load(f), "wall_seconds": time.perf_counter() - started, "command": [module, *args]}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--only", default="", help=f"comma-separated rows of {', '.join(ROWS)}")
+  parser.add_argument("--out", default="docs/fashion_results.json")
+  args = parser.parse_args()
+  names = [n for n in args.only.split(",") if n] or list(ROWS)
+  unknown = sorted(set(names) - set(ROWS))
+  if unknown:
+    print(f"error: --only names unknown rows {unknown}; known: {', '.join(ROWS)}", file=sys.stderr)
+    sys.exit(2)
+  out = os.path.join(ROOT, args.out)
+  results = json.load(open(out)) if os.path.exists(out) else {}
+  for name in names:
+    results[name] = run_row(name, sys.executable)
+    with open(out, "w") as f:  # after every row: a long run keeps what it finished
+      json.dump(results, f, indent=2, sort_keys=True)
+  print(out)
+
+
+if __name__ == "__main__":
+  main()
