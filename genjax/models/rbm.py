@@ -12,7 +12,6 @@ the data (CD-k, Hinton 2002) or at persistent chains kept in the train state (PC
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax
@@ -266,15 +265,18 @@ class RBMObjective:
     log_z = self.log_partition(state, rng, self.log_z_method, num_samples)["log_z"]
     return -partition.free_energy(state.params, self.flat(jnp.asarray(x))) - log_z
 
-  def split_means(self, state: TrainState, x: np.ndarray, rng: Array) -> dict[str, float]:
-    """Means over a split of -F(v) and the pseudo-log-likelihood, in padded batches (one compile)."""
-    per_batch = xla_options.jit(lambda params, x, key: {
+  @functools.cached_property
+  def _split_terms(self):
+    """(params, x, key) -> per-example -F(v) and pseudo-log-likelihood, jitted once per objective."""
+    return xla_options.jit(lambda params, x, key: {
         "negative_free_energy": -partition.free_energy(params, self.flat(x)),
         "pseudo_log_likelihood": pseudo_log_likelihood(params, self.flat(x), key)})
-    size = min(self.eval_batch_size, len(x))
+
+  def split_means(self, state: TrainState, x: np.ndarray, rng: Array) -> dict[str, float]:
+    """Means over a split of -F(v) and the pseudo-log-likelihood, in batches padded to one shape."""
     return likelihood_bounds.dataset_means(
-        lambda xb, i: per_batch(state.params, jnp.asarray(xb), jax.random.fold_in(rng, i)),
-        eval_batches({"x": x}, size), pad_to=size)
+        lambda xb, i: self._split_terms(state.params, jnp.asarray(xb), jax.random.fold_in(rng, i)),
+        eval_batches({"x": x}, self.eval_batch_size), pad_to=self.eval_batch_size)
 
   def evaluate(self, state: TrainState, arrays: dict, rng: Array) -> dict[str, Any]:
     """log Z (AIS, and exact when the smaller layer has <= 20 units) and mean log p(v) on the test and
