@@ -150,3 +150,25 @@ def texture_config(mode: str = "optimize", exemplar: str = "brick", **model) -> 
       "noise_channels": 3, **model})
   config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10})
   return config
+
+
+# Op lists of genjax.layers.coupling.Flow: 8 alternating checkerboard couplings at full resolution
+# (the UvA tutorial's simple flow), and Real NVP's multi-scale stack (Dinh et al. sec. 3.6).
+FLOW_LAYERS = {
+    "simple": ("checkerboard",) * 8,
+    "multiscale": ("checkerboard", "checkerboard", "squeeze", "channel", "channel", "split",
+                   "squeeze") + ("channel",) * 4,
+}
+
+
+def flow_config(layers: str = "simple", dequantization: str = "uniform", **model) -> ConfigDict:
+  """A flow on Fashion-MNIST (uniform or variational dequantization); `model` keys override it."""
+  config = base_config(num_steps=20000, batch_size=64, log_every=100, sample_every=2000)
+  config.dataset.name = "fashion_mnist"
+  config.model = ConfigDict({
+      "name": "flow", "layers": FLOW_LAYERS[layers], "widths": (32,), "blocks": 1, "actnorm": False,
+      "dequantization": dequantization, "dequant_layers": ("checkerboard",) * 4, "dequant_widths": (16,),
+      "dequant_blocks": 1, "prior": "normal", "logit_alpha": 0.05, "sample_temperature": 1.0,
+      "eval_importance_samples": 8, "eval_batch_size": 100, "eval_num_examples": 0, **model})
+  config.optimizer.update(dict(learning_rate=1e-3, grad_clip_norm=1.0))
+  return config

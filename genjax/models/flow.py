@@ -104,6 +104,7 @@ class FlowObjective(EncodeDecode):
     self.dequantization = model.get("dequantization", "uniform")
     self.eval_samples = int(model.get("eval_importance_samples", 8))
     self.eval_batch_size = int(model.get("eval_batch_size", 100))
+    self.eval_num_examples = int(model.get("eval_num_examples", 0))
     self.tx = make_optimizer(config.optimizer)
 
   @staticmethod
@@ -132,7 +133,7 @@ class FlowObjective(EncodeDecode):
               and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
               f"model.{key}", widths, "a non-empty tuple of positive integers")
     for key, low in (("blocks", 0), ("dequant_blocks", 0), ("eval_importance_samples", 1),
-                     ("eval_batch_size", 1)):
+                     ("eval_batch_size", 1), ("eval_num_examples", 0)):
       value = model.get(key, low)
       require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
               f"model.{key}", value, f"an integer >= {low}")
@@ -246,8 +247,10 @@ class FlowObjective(EncodeDecode):
 
   def evaluate(self, state: TrainState, arrays: dict, rng: Array) -> dict[str, Any]:
     """Test bits/dim and NLL (nats/example) of the discrete pixels: importance-weighted over
-    K = model.eval_importance_samples draws of u, and the one-draw bound (the training objective)."""
+    K = model.eval_importance_samples draws of u, and the one-draw bound (the training objective);
+    on the first model.eval_num_examples test images (0: all)."""
     k = self.eval_samples
+    arrays = {"x": arrays["x"][:self.eval_num_examples or None]}
     weights_fn = xla_options.jit(lambda params, x, key: self.log_weight_fn(params)(key, x, k))
 
     def per_example(x, index):
