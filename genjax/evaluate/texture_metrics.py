@@ -7,7 +7,9 @@
   ceiling: real texture). Normalised score = (noise - synthesis) / (noise - crop): 0 is noise, 1 is
   as close as a real crop.
 - Copy check: the largest normalised cross-correlation of synthesis patches with any exemplar window
-  (1.0 = a verbatim copy), and the RMS distance between two syntheses next to that between two crops.
+  (1.0 = a verbatim copy), next to the exemplar's own self-similarity (its left half's patches
+  against its right half) and shuffled pixels; and the RMS distance between two syntheses next to
+  that between two crops.
 Everything is numpy / eager jax on host; seeds make every number reproducible.
 """
 from __future__ import annotations
@@ -124,6 +126,9 @@ def texture_report(syntheses: np.ndarray, exemplar: np.ndarray,
   report["copy_ncc_max"] = float(np.max([m for _, m in nccs]))
   report["shuffle_copy_ncc_mean"] = float(np.mean([copy_ncc(x, exemplar, seed + i)[0]
                                                     for i, x in enumerate(groups["shuffle"])]))
+  # The texture's own self-similarity: left-half patches against the right half (no copy possible).
+  half = exemplar.shape[1] // 2
+  report["self_ncc_mean"] = copy_ncc(exemplar[:, :half], exemplar[:, half:], seed)[0]
   if n >= 2:
     report["seed_distance"] = rms_distance(syntheses[0], syntheses[1])
     report["crop_pair_distance"] = rms_distance(groups["crop"][0], groups["crop"][1])

@@ -96,25 +96,27 @@ def random_multiscale_net(channels: int, filter_sizes: Sequence[int], filters_pe
                     apply, max(int(k) for k in filter_sizes), len(layers))
 
 
+# The classifier's conv stack (3x3; strides 1, 2, 1, 2): its layers and widest window (receptive field).
+CLASSIFIER_STRIDES = (1, 2, 1, 2)
+CLASSIFIER_RECEPTIVE_FIELD = 15
+
+
 def classifier_net(params: dict) -> FeatureNet:
   """The four conv layers of a `DomainClassifier` (3x3; strides 1, 2, 1, 2; ReLU) as four feature
   maps; colour channels are fed one by one (the classifier is grey) and their features stacked."""
   names = sorted((k for k in params if k.startswith("Conv_")), key=lambda k: int(k.split("_")[1]))
-  strides = (1, 2, 1, 2)
-
   def apply(images: jax.Array, periodic: bool) -> Features:
     b, h, w, c = images.shape
     x = jnp.moveaxis(images, -1, 1).reshape(b * c, h, w, 1)
     maps = []
-    for name, stride in zip(names, strides):
+    for name, stride in zip(names, CLASSIFIER_STRIDES):
       # SAME-like padding as the classifier was trained with: circular when periodic, else valid.
       x = jax.nn.relu(conv(x, params[name]["kernel"], periodic, stride) + params[name]["bias"])
       maps.append(x)
     return [m.reshape(b, c, *m.shape[1:]).transpose(0, 2, 3, 1, 4).reshape(b, *m.shape[1:3], -1)
             for m in maps]
 
-  # 15: the receptive field of the stack (3x3, s2, 3x3, s2), the widest window it reads.
-  return FeatureNet("classifier(genjax-cnn-textures)", apply, 15, len(names))
+  return FeatureNet("classifier(genjax-cnn-textures)", apply, CLASSIFIER_RECEPTIVE_FIELD, len(names))
 
 
 @FEATURE_NETS.register("random_multiscale")

@@ -42,7 +42,7 @@ from genjax.config import ConfigError, require
 from genjax.data import DatasetError, example_shape
 from genjax.data import exemplar as exemplar_data
 from genjax.evaluate.texture_metrics import texture_report
-from genjax.layers.random_features import (FEATURE_NETS, FeatureNet, gram, gram_loss, grams,
+from genjax.layers.random_features import (CLASSIFIER_RECEPTIVE_FIELD, CLASSIFIER_STRIDES, FEATURE_NETS, FeatureNet, gram, gram_loss, grams,
                                            make_feature_net, random_multiscale_net)
 from genjax.optim import OPTIMIZERS, make_optimizer
 from genjax.registry import MODELS
@@ -113,7 +113,7 @@ def _positive_int(model: ConfigDict, key: str, minimum: int = 1) -> None:
 
 def _largest_filter(model: ConfigDict) -> int:
   """The widest window of the optimised net, from the config alone."""
-  return max(model.filter_sizes) if model.features == "random_multiscale" else 15
+  return max(model.filter_sizes) if model.features == "random_multiscale" else CLASSIFIER_RECEPTIVE_FIELD
 
 
 def validate(config: ConfigDict) -> None:
@@ -149,6 +149,9 @@ def validate(config: ConfigDict) -> None:
           "'noise' unless dataset.content names a content image")
   if has_content:
     _positive_int(model, "content_layer", 0)
+    layers = len(model.filter_sizes) if model.features == "random_multiscale" else len(CLASSIFIER_STRIDES)
+    require(model.content_layer < layers, "model.content_layer", model.content_layer,
+            f"a layer index below {layers} (the feature net's layer count)")
   largest = _largest_filter(model)
   coarsest = model.output_size // 2 ** (model.levels - 1)
   require(coarsest >= largest, "model.output_size", model.output_size,
