@@ -17,7 +17,6 @@ code reuses its fake batch.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
