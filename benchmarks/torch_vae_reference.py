@@ -43,7 +43,7 @@ def train_torch(config, train_x: np.ndarray, seed: int = 0):
   import torch
   torch.manual_seed(seed)
   hidden, latent = config.model.hidden[0], config.model.latent_dim
-  x_all = torch.from_numpy(train_x.reshape(len(train_x), -1))
+  x_all = torch.from_numpy(np.array(train_x.reshape(len(train_x), -1)))  # a writable copy
   model = torch_vae(torch, x_all.shape[1], hidden, latent)
   opt = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
   batch, steps = config.batch_size, config.num_steps

@@ -15,6 +15,7 @@ def base_config(**overrides) -> ConfigDict:
   config.checkpoint_every = 1000
   config.sample_every = 500
   config.keep_checkpoints = 3
+  config.eval_num_samples = 10000  # sample-quality N (capped by the test split): the usual 10k for FID
   config.skip_nonfinite = False  # True: drop (and count) updates with a non-finite loss instead of stopping
   from genjax.data import dataset_options  # every dataset's options, so each is settable from the CLI
   config.dataset = ConfigDict({"name": "digits", **dataset_options()})
@@ -99,24 +100,6 @@ def gan_config(recipe: str = "gan", dataset: str | dict = "digits", critic_batch
   return config
 
 
-def pix2pix_config(dataset: str = "fashion_mnist", task: str = "inpaint", **model) -> ConfigDict:
-  """pix2pix (Isola et al. 2017) on a paired view of `dataset` (`dataset.task`); `model` keys override.
-
-  Official defaults: lambda_L1 = 100, Adam 2e-4 with beta1 0.5, non-saturating cGAN loss, dropout 0.5
-  in the 3 innermost decoder levels; widths are a quarter of the paper's for CPU-sized runs.
-  """
-  config = base_config(num_steps=3000, batch_size=16, log_every=100, sample_every=1000)
-  config.dataset.update({"name": dataset, "task": task})
-  config.model = ConfigDict({
-      "name": "pix2pix", "loss": "non_saturating", "adversarial_weight": 1.0, "l1_weight": 100.0,
-      "unet_depth": 0, "unet_features": 16, "unet_max_features": 128, "norm": "batch",
-      "dropout": 0.5, "dropout_levels": 3, "test_dropout": False,
-      "critic_downsamplings": 1, "critic_features": 16, "critic_max_features": 128, "critic_norm": "",
-      "upsample": "auto", "conv_input_grad": "auto", **model})
-  config.optimizer = ConfigDict({"name": "adam", "learning_rate": 2e-4, "b1": 0.5})
-  return config
-
-
 def rbm_config(dataset: str = "digits", num_hidden: int = 16, **model) -> ConfigDict:
   """A Bernoulli-Bernoulli RBM on a dynamically binarised dataset (CD-1 unless `model` says otherwise).
 
@@ -132,23 +115,6 @@ def rbm_config(dataset: str = "digits", num_hidden: int = 16, **model) -> Config
       "ais_breaks": (0.5, 0.9, 1.0), "ais_counts": (500, 4000, 10000), "ais_num_chains": 100,
       "eval_batch_size": 1000, **model})
   config.optimizer = ConfigDict({"name": "sgd", "learning_rate": 0.05, "momentum": 0.5})
-  return config
-
-
-def texture_config(mode: str = "optimize", exemplar: str = "brick", **model) -> ConfigDict:
-  """Gram-matrix texture synthesis (Gatys et al. 2015) on random multi-scale features
-  (Ustyuzhaninov et al. 2017): L-BFGS on the pixels ('optimize') or a texture network ('generator')."""
-  config = base_config(num_steps=300, batch_size=1, log_every=10, checkpoint_every=100, sample_every=100)
-  config.dataset.update({"name": "exemplar", "exemplar": exemplar, "image_size": 256})
-  config.model = ConfigDict({
-      "name": "texture", "mode": mode, "features": "random_multiscale",
-      "filter_sizes": (3, 5, 7, 11, 15, 23), "filters_per_size": 64, "feature_seed": 0,
-      "eval_filter_sizes": (4, 6, 9, 13, 19), "eval_feature_seed": 1,  # the held-out evaluation net
-      "output_size": 128, "num_syntheses": 2, "levels": 1, "coarse_steps": 100, "periodic": True,
-      "init": "noise", "content_weight": 0.0, "style_weight": 1.0, "content_layer": 2,
-      "generator_width": 32, "generator_scales": 5, "generator_batch": 4, "train_size": 64,
-      "noise_channels": 3, **model})
-  config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10})
   return config
 
 
@@ -171,4 +137,39 @@ def flow_config(layers: str = "simple", dequantization: str = "uniform", **model
       "dequant_blocks": 1, "prior": "normal", "logit_alpha": 0.05, "sample_temperature": 1.0,
       "eval_importance_samples": 8, "eval_batch_size": 100, "eval_num_examples": 0, **model})
   config.optimizer.update(dict(learning_rate=1e-3, grad_clip_norm=1.0))
+  return config
+
+
+def texture_config(mode: str = "optimize", exemplar: str = "brick", **model) -> ConfigDict:
+  """Gram-matrix texture synthesis (Gatys et al. 2015) on random multi-scale features
+  (Ustyuzhaninov et al. 2017): L-BFGS on the pixels ('optimize') or a texture network ('generator')."""
+  config = base_config(num_steps=300, batch_size=1, log_every=10, checkpoint_every=100, sample_every=100)
+  config.dataset.update({"name": "exemplar", "exemplar": exemplar, "image_size": 256})
+  config.model = ConfigDict({
+      "name": "texture", "mode": mode, "features": "random_multiscale",
+      "filter_sizes": (3, 5, 7, 11, 15, 23), "filters_per_size": 64, "feature_seed": 0,
+      "eval_filter_sizes": (4, 6, 9, 13, 19), "eval_feature_seed": 1,  # the held-out evaluation net
+      "output_size": 128, "num_syntheses": 2, "levels": 1, "coarse_steps": 100, "periodic": True,
+      "init": "noise", "content_weight": 0.0, "style_weight": 1.0, "content_layer": 2,
+      "generator_width": 32, "generator_scales": 5, "generator_batch": 4, "train_size": 64,
+      "noise_channels": 3, **model})
+  config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10})
+  return config
+
+
+def pix2pix_config(dataset: str = "fashion_mnist", task: str = "inpaint", **model) -> ConfigDict:
+  """pix2pix (Isola et al. 2017) on a paired view of `dataset` (`dataset.task`); `model` keys override.
+
+  Official defaults: lambda_L1 = 100, Adam 2e-4 with beta1 0.5, non-saturating cGAN loss, dropout 0.5
+  in the 3 innermost decoder levels; widths are a quarter of the paper's for CPU-sized runs.
+  """
+  config = base_config(num_steps=3000, batch_size=16, log_every=100, sample_every=1000)
+  config.dataset.update({"name": dataset, "task": task})
+  config.model = ConfigDict({
+      "name": "pix2pix", "loss": "non_saturating", "adversarial_weight": 1.0, "l1_weight": 100.0,
+      "unet_depth": 0, "unet_features": 16, "unet_max_features": 128, "norm": "batch",
+      "dropout": 0.5, "dropout_levels": 3, "test_dropout": False,
+      "critic_downsamplings": 1, "critic_features": 16, "critic_max_features": 128, "critic_norm": "",
+      "upsample": "auto", "conv_input_grad": "auto", **model})
+  config.optimizer = ConfigDict({"name": "adam", "learning_rate": 2e-4, "b1": 0.5})
   return config

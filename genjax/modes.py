@@ -28,7 +28,10 @@ def evaluation(run: Run, state) -> dict:
   test = run.test_arrays()
   results = {"step": int(state.step), "dataset": run.config.dataset.name, "model": run.config.model.name,
              **as_numpy(run.objective.evaluate(state, test, key))}
-  if has_ability(run.objective, "sample") and test["x"].ndim == 4:  # image generators: sample quality
+  # Image generators get classifier-feature sample quality, unless the family scores its own samples
+  # (a texture network has one exemplar: no classes to train a classifier on).
+  if (has_ability(run.objective, "sample") and test["x"].ndim == 4
+      and not getattr(run.objective, "measures_own_samples", False)):
     n = min(len(test["x"]), int(run.config.get("eval_num_samples", 10000)))
     samples = xla_options.jit(run.objective.sample, static_argnums=2)(state, jax.random.fold_in(key, 7), n)
     results.update(sample_quality_report(run.config.dataset, np.asarray(samples), test["x"][:n]))

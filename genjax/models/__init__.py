@@ -8,5 +8,5 @@ from genjax.models import gan  # noqa: F401
 from genjax.models import rbm  # noqa: F401
 from genjax.models import gan_encoder  # noqa: F401
 from genjax.models import pix2pix  # noqa: F401
-from genjax.models import texture  # noqa: F401
 from genjax.models import flow  # noqa: F401
+from genjax.models import texture  # noqa: F401
