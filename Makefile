@@ -25,8 +25,10 @@ run: install
 test: install
 	$(PY) -m pytest -q -n 2 tests || [ $$? -eq 5 ]
 
+# Peers need the optional extra: pip install -e '.[bench]' (PyTorch); scikit-learn is a dependency.
 bench: install
 	$(PY) -m benchmarks.run $(ARGS)
+	$(PY) -m benchmarks.rbm_bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
