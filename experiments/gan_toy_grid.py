@@ -1,9 +1,8 @@
-"""GAN on the 5x5 Gaussian grid with MLPs: the mode-collapse benchmark. Recipe after ':' (gan, wgan,
-wgan_gp); toys use Adam 1e-3, beta1 0.5 as Gulrajani et al.'s toy code."""
-from genjax.configs import gan_config
+"""GAN on PacGAN's 5x5 grid of Gaussians (spacing 2, std 0.05) in PacGAN's setting (Lin et al. 2018,
+Table 1; see genjax/configs.py PACGAN_TOY_*). Recipe after ':': gan, pacgan2, pacgan3, pacgan4, wgan_gp.
+`--config.num_seeds=10` trains 10 seeds as one vmapped program (genjax/models/seeds.py)."""
+from genjax.configs import pacgan_toy_config
 
 
 def get_config(recipe="gan"):
-  return gan_config(recipe or "gan", {"name": "toy2d", "mixture": "grid"}, 256,
-                    optimizer={"learning_rate": 1e-3, "b1": 0.5},
-                    latent_dim=8, hidden=(128, 128, 128))
+  return pacgan_toy_config(recipe or "gan", {"mixture": "grid", "spacing": 2.0, "std": 0.05})

@@ -1,9 +1,8 @@
-"""GAN on the 8-Gaussian ring with MLPs: the mode-collapse benchmark. Recipe after ':' (gan, wgan,
-wgan_gp); toys use Adam 1e-3, beta1 0.5 as Gulrajani et al.'s toy code."""
-from genjax.configs import gan_config
+"""GAN on PacGAN's ring of 8 Gaussians (radius 1, std 0.01) in PacGAN's setting (Lin et al. 2018, Table 1;
+see genjax/configs.py PACGAN_TOY_*). Recipe after ':': gan, pacgan2, pacgan3, pacgan4, wgan_gp.
+`--config.num_seeds=10` trains 10 seeds as one vmapped program (genjax/models/seeds.py)."""
+from genjax.configs import pacgan_toy_config
 
 
 def get_config(recipe="gan"):
-  return gan_config(recipe or "gan", {"name": "toy2d", "mixture": "ring"}, 256,
-                    optimizer={"learning_rate": 1e-3, "b1": 0.5},
-                    latent_dim=8, hidden=(128, 128, 128))
+  return pacgan_toy_config(recipe or "gan", {"mixture": "ring", "radius": 1.0, "std": 0.01})

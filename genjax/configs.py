@@ -16,6 +16,7 @@ def base_config(**overrides) -> ConfigDict:
   config.sample_every = 500
   config.keep_checkpoints = 3
   config.eval_num_samples = 10000  # sample-quality N (capped by the test split): the usual 10k for FID
+  config.num_seeds = 1  # > 1: seeds seed .. seed + num_seeds - 1 as one vmapped program (genjax/models/seeds.py)
   config.skip_nonfinite = False  # True: drop (and count) updates with a non-finite loss instead of stopping
   from genjax.data import dataset_options  # every dataset's options, so each is settable from the CLI
   config.dataset = ConfigDict({"name": "digits", **dataset_options()})
@@ -98,6 +99,31 @@ def gan_config(recipe: str = "gan", dataset: str | dict = "digits", critic_batch
   config.optimizer = ConfigDict(dict(recipe_optimizer, **(optimizer or {})))
   config.batch_size = critic_batch_size * config.model.n_critic
   return config
+
+
+# PacGAN's toy protocol (Lin et al. 2018, sec. 4.1 and their code's config): a fixed training set of
+# 100,000 points, z ~ N(0, I_2), generator 4 x 400 ReLU with batch norm, critic 3 maxout layers of
+# 200 units x 5 pieces, Adam 1e-4 with beta1 0.8, 100 packs per critic update.
+PACGAN_TOY_MODEL = {"latent_dim": 2, "hidden": (400, 400, 400, 400), "norm": "batch", "critic_norm": "none",
+                    "critic_activation": "maxout", "critic_hidden": (200, 200, 200), "maxout_pieces": 5}
+PACGAN_TOY_OPTIMIZER = {"name": "adam", "learning_rate": 1e-4, "b1": 0.8}
+PACGAN_TOY_BATCH, PACGAN_TOY_TRAIN_POINTS = 100, 100_000
+# recipe -> (GAN_RECIPES entry, pack, optimizer): PacGAN-m packs m samples per critic input; WGAN-GP
+# keeps Gulrajani et al.'s loss, lambda, n_critic and Adam (1e-4, betas 0 / 0.9).
+PACGAN_TOY_RECIPES = {"gan": ("gan", 1, PACGAN_TOY_OPTIMIZER),
+                      **{f"pacgan{m}": ("gan", m, PACGAN_TOY_OPTIMIZER) for m in (2, 3, 4)},
+                      "wgan_gp": ("wgan_gp", 1, GAN_RECIPES["wgan_gp"][1])}
+
+
+def pacgan_toy_config(recipe: str, mixture: dict, **model) -> ConfigDict:
+  """A PacGAN-protocol toy run (PACGAN_TOY_RECIPES) on the toy2d `mixture` options; the critic sees
+  100 packs per update (batch 100 * pack rows, PacGAN's m minibatches of 100), `model` keys override."""
+  if recipe not in PACGAN_TOY_RECIPES:
+    raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(PACGAN_TOY_RECIPES)}")
+  gan_recipe, pack, optimizer = PACGAN_TOY_RECIPES[recipe]
+  dataset = {"name": "toy2d", "num_train": PACGAN_TOY_TRAIN_POINTS, **mixture}
+  return gan_config(gan_recipe, dataset, PACGAN_TOY_BATCH * pack, optimizer=dict(optimizer),
+                    **dict(PACGAN_TOY_MODEL, pack=pack, **model))
 
 
 def rbm_config(dataset: str = "digits", num_hidden: int = 16, **model) -> ConfigDict:

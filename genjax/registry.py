@@ -1,6 +1,7 @@
 """Name -> thing registries: configs say `model.name` / `dataset.name`, code never branches on names."""
 from __future__ import annotations
 
+import functools
 from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
@@ -33,7 +34,50 @@ class Registry(Generic[T]):
     return name in self._entries
 
 
+class WrappedFamily:
+  """A family behind the wrappers its config switches on: calling it builds the wrapped objective,
+  `validate` checks the wrappers' keys then the family's; other attributes are the family's."""
+
+  def __init__(self, family, wrappers: tuple):
+    self.family = family
+    self.wrappers = wrappers
+
+  def __call__(self, config):
+    factory = self.family
+    for applies, wrap, _ in self.wrappers:
+      if applies(config):
+        factory = functools.partial(wrap, factory)
+    return factory(config)
+
+  def validate(self, config) -> None:
+    for _, _, validate in self.wrappers:
+      validate(config)
+    if hasattr(self.family, "validate"):
+      self.family.validate(config)
+
+  def __getattr__(self, name: str):
+    return getattr(self.family, name)
+
+
+class FamilyRegistry(Registry):
+  """Model families, plus wrappers around any of them that a config key switches on (e.g.
+  `num_seeds > 1`: genjax/models/seeds.py), so the trainer's `lookup(name)(config)` stays as it is."""
+
+  def __init__(self, kind: str):
+    super().__init__(kind)
+    self._wrappers: list[tuple[Callable, Callable, Callable]] = []
+
+  def register_wrapper(self, applies: Callable, wrap: Callable, validate: Callable) -> None:
+    """`wrap(factory, config)` replaces `factory(config)` when `applies(config)`; `validate(config)`
+    raises ConfigError for the wrapper's own keys."""
+    self._wrappers.append((applies, wrap, validate))
+
+  def lookup(self, name: str):
+    family = super().lookup(name)
+    return WrappedFamily(family, tuple(self._wrappers)) if self._wrappers else family
+
+
 # Model families: name -> factory(config) -> Objective.
-MODELS: Registry = Registry("model")
+MODELS: FamilyRegistry = FamilyRegistry("model")
 # Datasets: name -> DatasetSpec (see genjax.data).
 DATASETS: Registry = Registry("dataset")

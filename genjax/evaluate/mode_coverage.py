@@ -3,8 +3,10 @@
 Pure numpy functions of samples [N, 2] and mode centres [M, 2]. A sample is *high quality* when it
 lies within `num_std` standard deviations of its nearest centre; a mode is *covered* when it receives
 at least one high-quality sample. The reverse KL compares the histogram of nearest-mode assignments
-of ALL samples with the uniform histogram over modes: KL(p_samples || uniform) = log M - H(p_samples),
-0 when every mode gets the same share, log M when every sample falls to one mode.
+of the HIGH-QUALITY samples with the uniform histogram over modes: KL(p_hq || uniform) = log M - H(p_hq),
+0 when every mode gets the same share, log M when every sample falls to one mode (or none is high
+quality). That is PacGAN's definition (Lin et al. 2018; their MetricLogger histograms only the samples
+within 3 std of a mode); `reverse_kl_all_samples` is the same KL over every sample's nearest mode.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def reverse_kl_to_uniform(histogram: np.ndarray) -> float:
 
 def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float,
                   num_std: float = 3.0) -> dict[str, float]:
-  """modes_covered (count), high_quality_percent, reverse_kl (nats), the number of modes, and the
+  """modes_covered (count), high_quality_percent, reverse_kl (nats, high-quality samples;
+  reverse_kl_all_samples: all finite samples), the number of modes, and the
   mean distance to the nearest centre (a continuous signal before any sample is high quality)."""
   samples = np.asarray(samples, np.float64)
   finite = np.all(np.isfinite(samples), axis=1)
@@ -49,5 +52,7 @@ def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float,
   return {"modes_covered": int(len(covered)), "num_modes": int(num_modes),
           "mean_mode_distance": float(np.mean(distance[finite])) if finite.any() else float("inf"),
           "high_quality_percent": float(100.0 * np.mean(high_quality)),
-          "reverse_kl": reverse_kl_to_uniform(mode_histogram(nearest[finite], num_modes)),
+          "reverse_kl": (reverse_kl_to_uniform(mode_histogram(nearest[high_quality], num_modes))
+                         if high_quality.any() else math.log(num_modes)),
+          "reverse_kl_all_samples": reverse_kl_to_uniform(mode_histogram(nearest[finite], num_modes)),
           "max_reverse_kl": math.log(num_modes)}

@@ -10,3 +10,4 @@ from genjax.models import gan_encoder  # noqa: F401
 from genjax.models import pix2pix  # noqa: F401
 from genjax.models import flow  # noqa: F401
 from genjax.models import texture  # noqa: F401
+from genjax.models import seeds  # noqa: F401  the num_seeds > 1 wrapper around any family
