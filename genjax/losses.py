@@ -161,3 +161,9 @@ def gradient_penalty(critic_fn: Callable[[Array], Array], real: Array, fake: Arr
   grads = jax.grad(lambda x: jnp.sum(critic_fn(x)))(interpolates)
   norms = jnp.sqrt(_sum_per_example(jnp.square(grads)) + 1e-12)
   return jnp.mean(jnp.square(norms - 1.0))
+
+
+def r1_penalty(critic_fn: Callable[[Array], Array], real: Array) -> Array:
+  """Mescheder et al. (2018) eq. 9 without gamma / 2: E_x[||grad_x D(x)||^2] on real data only."""
+  grads = jax.grad(lambda x: jnp.sum(critic_fn(x)))(real)
+  return jnp.mean(_sum_per_example(jnp.square(grads)))

@@ -15,6 +15,7 @@ from ml_collections import ConfigDict
 
 from genjax.layers.batch_norm import BatchNorm
 from genjax.layers.maxout import MaxoutMLP
+from genjax.layers.style import minibatch_stddev
 from genjax.layers.conv_transpose import (CONV_INPUT_GRADS, conv_phase_input_grad,
                                           resolve_conv_input_grad, upsample_conv)
 
@@ -41,12 +42,15 @@ class MLP(nn.Module):
   out_features: int
   activation: str = "relu"
   norm: str = "none"
+  minibatch_std: int = 0  # > 0: ProGAN's minibatch stddev feature (this group size) before the output layer
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     x = x.reshape(x.shape[0], -1)
     for width in self.hidden:
       x = ACTIVATIONS[self.activation](_norm(self.norm, train)(nn.Dense(width)(x)))
+    if self.minibatch_std:
+      x = minibatch_stddev(x, self.minibatch_std)
     return nn.Dense(self.out_features)(x)
 
 
@@ -71,6 +75,7 @@ class ConvEncoder(nn.Module):
   activation: str = "relu"
   norm: str = "none"
   input_grad: str = "xla"  # 'phase': strided convs' input gradients by phase decomposition
+  minibatch_std: int = 0  # > 0: ProGAN's minibatch stddev channel (this group size) before the dense
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -83,6 +88,8 @@ class ConvEncoder(nn.Module):
         x = nn.max_pool(nn.Conv(width, (3, 3), padding="SAME")(x), (2, 2), (2, 2), padding="SAME")
       # DCGAN leaves the first critic layer unnormalised.
       x = act(x if i == 0 else _norm(self.norm, train)(x))
+    if self.minibatch_std:
+      x = minibatch_stddev(x, self.minibatch_std)
     return nn.Dense(self.out_features)(x.reshape(x.shape[0], -1))
 
 

@@ -27,9 +27,19 @@ decodes mean(z_a) - mean(z_b) + mean(z_c); `GANObjective.latent_arithmetic(state
 for index groups into the fixed noise of the 'samples' picture (index i is row i // 8, column i % 8),
 and `python -m genjax.latent_arithmetic --config C --workdir W --a 1,5,7 --b 2,3 --c 4`
 writes W/images/latent_arithmetic.png (mean A | mean B | mean C | A - B + C).
+
+Style-based generator (`model.architecture='style'`, genjax/layers/style.py; Karras et al. 2019,
+2020): mapping network z -> w, learned 4x4 constant, modulated/demodulated (or AdaIN, or ProGAN's
+pixel-normed) convolutions, noise inputs, skip ToRGBs, equalised learning rate; style mixing with
+probability `model.style_mixing`; w_avg (extras['w_avg']) tracked for truncation (`model.truncation_psi`).
+`model.progressive` grows generator and critic from `model.progressive_start` to `model.resolution`
+(genjax/layers/progressive.py): the step is one `lax.switch` over levels, alpha a function of the step.
+Any critic may take ProGAN's minibatch stddev (`model.minibatch_std`, group size) and the R1 penalty
+(`model.critic_regularizer='r1'`, gamma/2 * E||grad D(x_real)||^2 every `model.r1_every` steps).
 """
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any, Callable, Sequence
 
@@ -47,6 +57,9 @@ from genjax.data import dataset_spec, eval_batches, example_shape, num_classes
 from genjax.data import toy2d_mode_centres, toy2d_std
 from genjax.evaluate.mode_coverage import NUM_SAMPLES, mode_coverage
 from genjax.models.autoencoder import interpolate_codes
+from genjax.layers import progressive
+from genjax.layers.style import (MODULATIONS, StyleCritic, StyleGenerator, mix_styles, num_levels,
+                                 reachable, truncate)
 from genjax.layers.networks import (ACTIVATIONS, NORMS, join_label, make_decoder, make_encoder, run_net,
                                     validate_architecture)
 from genjax.optim import OPTIMIZERS, make_optimizer
@@ -61,7 +74,8 @@ ADVERSARIAL_LOSSES: dict[str, tuple[Callable, Callable, bool]] = {
     "wasserstein": (losses.wasserstein_critic_loss, losses.wasserstein_generator_loss, False),
     "least_squares": (losses.least_squares_critic_loss, losses.least_squares_generator_loss, False),
 }
-REGULARIZERS = ("none", "clip", "gradient_penalty")
+REGULARIZERS = ("none", "clip", "gradient_penalty", "r1")
+W_AVG_DECAY = 0.995  # StyleGAN2's w_avg_beta: the moving average of w used by truncation
 # Maxout (genjax/layers/maxout.py) changes layer widths, so it is a critic option, not an ACTIVATION.
 CRITIC_ACTIVATIONS = tuple(sorted(ACTIVATIONS)) + ("maxout",)
 # Generator output per dataset kind: sigmoid keeps images in the data's [0, 1] range.
@@ -92,6 +106,52 @@ def critic_norm(model: ConfigDict) -> str:
   return model.get("critic_norm") or model.get("norm", "none")
 
 
+def style_resolution(config: ConfigDict) -> int:
+  """`model.resolution`, or the data's side when it is 0."""
+  return int(config.model.get("resolution", 0) or example_shape(config.dataset)[0])
+
+
+def validate_style(config: ConfigDict) -> None:
+  """The keys of `model.architecture='style'` (and of progressive growing)."""
+  model = config.model
+  latent = model.get("latent_dim")
+  require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
+  require(dataset_spec(config.dataset).kind == "image", "model.architecture", "style",
+          "'mlp' or 'conv' for a dataset of points")
+  height, width, _ = example_shape(config.dataset)
+  require(height == width, "model.architecture", "style", f"'mlp' or 'conv' for {height}x{width} images (style needs square ones)")
+  resolution = model.get("resolution", 0)
+  require(isinstance(resolution, int) and resolution >= 0, "model.resolution", resolution, "an integer >= 0 (0: the data's size)")
+  resolution = resolution or height
+  require(reachable(resolution), "model.resolution", model.get("resolution", 0),
+          f"4 * 2^k (the style generator doubles from 4x4; the data is {height}x{width}: set e.g. 32)")
+  for key, default in (("style_channels", None), ("mapping_layers", 8), ("w_dim", 0)):
+    value = model.get(key, default)
+    low = 1 if key == "style_channels" else 0
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= low, f"model.{key}", value, f"an integer >= {low}")
+  lr_mul = model.get("mapping_lr_mul", 0.01)
+  require(isinstance(lr_mul, (int, float)) and lr_mul > 0, "model.mapping_lr_mul", lr_mul, "a number > 0")
+  require(model.get("modulation", "demod") in MODULATIONS, "model.modulation", model.get("modulation"),
+          f"one of {MODULATIONS}")
+  mixing = model.get("style_mixing", 0.9)
+  require(isinstance(mixing, (int, float)) and not isinstance(mixing, bool) and 0 <= mixing <= 1,
+          "model.style_mixing", mixing, "a probability in [0, 1]")
+  psi = model.get("truncation_psi", 1.0)
+  require(isinstance(psi, (int, float)) and not isinstance(psi, bool), "model.truncation_psi", psi, "a number")
+  if model.get("progressive", False):
+    start = model.get("progressive_start", 8)
+    require(reachable(start) and start <= resolution, "model.progressive_start", start,
+            f"4 * 2^k <= model.resolution={resolution}")
+    phase_steps = model.get("phase_steps", 1000)
+    require(isinstance(phase_steps, int) and phase_steps >= 1, "model.phase_steps", phase_steps, "an integer >= 1")
+    length = progressive.schedule_length(num_levels(resolution) - num_levels(start) + 1, phase_steps)
+    require(length <= config.num_steps, "model.phase_steps", phase_steps,
+            f"a schedule ({length} steps to grow {start} -> {resolution}) no longer than num_steps={config.num_steps}")
+  for key in ("ppl_samples", "separability_samples"):
+    value = model.get(key, 1000)
+    require(isinstance(value, int) and value >= 4, f"model.{key}", value, "an integer >= 4")
+
+
 @MODELS.register("gan")
 class GANObjective:
   """The GAN family; `model.*` keys choose losses, regularizer, architecture and conditioning."""
@@ -113,14 +173,43 @@ class GANObjective:
     self.kind = dataset_spec(config.dataset).kind
     self.tx = {"generator": make_optimizer(config.optimizer),
                "critic": make_optimizer(config.get("critic_optimizer") or config.optimizer)}
-    self.critic = make_encoder(model, 1, activation=model.get("critic_activation", "leaky_relu"),
-                               norm=critic_norm(model), hidden=model.get("critic_hidden") or None)
+    self.minibatch_std = int(model.get("minibatch_std", 0))
+    self.r1_gamma, self.r1_every = float(model.get("r1_gamma", 10.0)), int(model.get("r1_every", 16))
+    self.eval_num_samples = int(config.get("eval_num_samples", 10000))
+    self.style = model.get("architecture", "mlp") == "style"
+    self.level, self.alpha = None, None  # this view's growth (see `at`); None: the full generator
+    self.progressive = False
+    if self.style:
+      self.resolution = style_resolution(config)
+      self.style_mixing = float(model.get("style_mixing", 0.9))
+      self.truncation_psi = float(model.get("truncation_psi", 1.0))
+      self.progressive = bool(model.get("progressive", False))
+      self.top_level = num_levels(self.resolution) - 1
+      self.start_level = num_levels(int(model.get("progressive_start", 8))) - 1 if self.progressive else self.top_level
+      self.phase_steps = int(model.get("phase_steps", 1000))
+      self.critic = StyleCritic(self.resolution, int(model.style_channels), self.minibatch_std)
+    else:
+      mbstd = {"minibatch_std": self.minibatch_std} if self.minibatch_std else {}
+      self.critic = make_encoder(model, 1, activation=model.get("critic_activation", "leaky_relu"),
+                                 norm=critic_norm(model), hidden=model.get("critic_hidden") or None, **mbstd)
     self.model = model
 
   @staticmethod
   def validate(config: ConfigDict) -> None:
     model = config.model
-    validate_architecture(config)
+    if model.get("architecture", "mlp") == "style":
+      validate_style(config)
+    else:
+      validate_architecture(config)
+    mbstd = model.get("minibatch_std", 0)
+    require(isinstance(mbstd, int) and mbstd >= 0, "model.minibatch_std", mbstd, "an integer >= 0 (group size; 0: off)")
+    require(not (mbstd and model.get("critic_activation") == "maxout"), "model.minibatch_std", mbstd,
+            "0 with critic_activation='maxout'")
+    gamma = model.get("r1_gamma", 10.0)
+    require(isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and gamma >= 0, "model.r1_gamma",
+            gamma, "a number >= 0")
+    every = model.get("r1_every", 16)
+    require(isinstance(every, int) and every >= 1, "model.r1_every", every, "an integer >= 1")
     loss = model.get("loss", "non_saturating")
     require(loss in ADVERSARIAL_LOSSES, "model.loss", loss, f"one of {sorted(ADVERSARIAL_LOSSES)}")
     reg = model.get("critic_regularizer", "none")
@@ -150,7 +239,7 @@ class GANObjective:
     norm = critic_norm(model)
     require(norm in NORMS, "model.critic_norm", norm, f"one of {NORMS} or '' (= model.norm)")
     # Batch norm mixes examples, so a per-example input gradient no longer means anything.
-    require(not (reg == "gradient_penalty" and norm == "batch"), "model.critic_norm", norm, "'none' or 'layer' with the gradient penalty (Gulrajani et al. sec. 4)")
+    require(not (reg in ("gradient_penalty", "r1") and norm == "batch"), "model.critic_norm", norm, f"'none' or 'layer' with critic_regularizer={reg!r} (Gulrajani et al. sec. 4)")
     critic_opt = config.get("critic_optimizer")
     if critic_opt:
       require(critic_opt.get("name") in OPTIMIZERS, "critic_optimizer.name", critic_opt.get("name"),
@@ -165,7 +254,78 @@ class GANObjective:
 
   @functools.cached_property
   def generator(self):
+    if self.style:
+      m = self.model
+      mapping_layers = int(m.get("mapping_layers", 8))
+      # Without mapping layers w is the pixel-normed z (and label): its width, not model.w_dim.
+      w_dim = self.latent_dim + self.num_classes if not mapping_layers else int(m.get("w_dim", 0) or self.latent_dim)
+      return StyleGenerator(self.resolution, int(m.style_channels), w_dim,
+                            self.data_shape[-1], mapping_layers, float(m.get("mapping_lr_mul", 0.01)),
+                            m.get("modulation", "demod"), bool(m.get("const_input", True)),
+                            bool(m.get("noise_inputs", True)), bool(m.get("skip_rgb", True)))
     return make_decoder(self.model, self.data_shape)
+
+  # -- style generator pieces
+  def at(self, level: int, alpha) -> "GANObjective":
+    """A view of this objective whose nets run at `level` with fade `alpha` (progressive growing)."""
+    view = copy.copy(self)
+    view.level, view.alpha = level, alpha
+    return view
+
+  def grown(self, step: jax.Array, fn: Callable, *args):
+    """fn(view, *args) with the view at step's level and alpha: one branch per level (lax.switch)."""
+    if not self.progressive:
+      return fn(self, *args)
+    level, alpha = progressive.phase_at(step, self.top_level - self.start_level + 1, self.phase_steps)
+    branches = [functools.partial(fn, self.at(self.start_level + l, alpha))
+                for l in range(self.top_level - self.start_level + 1)]
+    return progressive.switch_levels(level, branches, *args)
+
+  def to_model(self, x: jax.Array) -> jax.Array:
+    """Images of the data's size -> the style nets' `resolution` (bilinear; identity when equal)."""
+    if not self.style or x.shape[1] == self.resolution:
+      return x
+    return jax.image.resize(x, (x.shape[0], self.resolution, self.resolution, x.shape[-1]), "bilinear")
+
+  def to_data(self, x: jax.Array) -> jax.Array:
+    if x.shape[1:] == self.data_shape:
+      return x
+    return jax.image.resize(x, (x.shape[0],) + self.data_shape, "bilinear")
+
+  def map_z(self, params, z: jax.Array, onehot: jax.Array) -> jax.Array:
+    """The mapping network: w = f(z) [B, w_dim]."""
+    return self.generator.apply({"params": params}, z, onehot, method="map")
+
+  def broadcast_styles(self, w: jax.Array) -> jax.Array:
+    return jnp.repeat(w[:, None], self.generator.num_ws, axis=1)
+
+  def training_styles(self, params, z, onehot, rng):
+    """ws [B, num_ws, D]: with probability style_mixing a second z's w from a random crossover on."""
+    w = self.map_z(params, z, onehot)
+    if not self.style_mixing:
+      return self.broadcast_styles(w)
+    z2_key, mix_key, cut_key = jax.random.split(rng, 3)
+    w2 = self.map_z(params, self.noise(z2_key, z.shape[0]), onehot)
+    num_ws = self.generator.num_ws
+    crossover = jnp.where(jax.random.uniform(mix_key, (z.shape[0],)) < self.style_mixing,
+                          jax.random.randint(cut_key, (z.shape[0],), 1, num_ws), num_ws)
+    return mix_styles(w, w2, crossover, num_ws)
+
+  def synthesize(self, params, ws: jax.Array, noise_key: jax.Array) -> jax.Array:
+    """Images in [0, 1] at `resolution` (a grown level's output nearest-upsampled to it)."""
+    level = self.top_level if self.level is None else self.level
+    logits = self.generator.apply({"params": params}, ws, level, self.alpha, method="synthesize",
+                                  rngs={"noise": noise_key})
+    return progressive.resample(jax.nn.sigmoid(logits), self.resolution)
+
+  def real_images(self, x: jax.Array) -> jax.Array:
+    """The critic's real input: at `resolution`, faded between levels while one grows in (ProGAN A.1)."""
+    if not self.style:
+      return x
+    x = self.to_model(x)
+    if self.level is None or self.alpha is None:
+      return x
+    return progressive.fade_reals(x, 4 * 2 ** self.level, self.alpha)
 
   def noise(self, rng: jax.Array, n: int) -> jax.Array:
     """z ~ N(0, I), [n, latent_dim]."""
@@ -175,13 +335,24 @@ class GANObjective:
     """[B, num_classes] one-hot labels; zero width for an unconditional model."""
     return jax.nn.one_hot(labels, self.num_classes)
 
-  def generate(self, params, stats, z: jax.Array, onehot: jax.Array, train: bool):
+  def generate(self, params, stats, z: jax.Array, onehot: jax.Array, train: bool, rng: jax.Array | None = None):
+    """G(z); a style generator also takes `rng` (mixing and noise in training, noise otherwise)."""
+    if self.style:
+      rng = jax.random.key(0) if rng is None else rng  # fixed noise when none is given
+      mix_key, noise_key = jax.random.split(rng)
+      ws = (self.training_styles(params, z, onehot, mix_key) if train
+            else self.broadcast_styles(self.map_z(params, z, onehot)))
+      return self.synthesize(params, ws, noise_key), stats
     outputs, stats = run_net(self.generator, params, stats, join_label(z, onehot), train)
     return OUTPUTS[self.kind](outputs), stats
 
   def scores(self, params, stats, x: jax.Array, onehot: jax.Array, train: bool):
     """Critic scores [B / pack] (logits of D for the sigmoid losses), one per pack of `model.pack`
     consecutive labelled examples, and updated batch statistics."""
+    if self.style:
+      inputs = pack_samples(join_label(self.to_model(x), onehot), self.pack)
+      level = self.top_level if self.level is None else self.level
+      return self.critic.apply({"params": params}, inputs, level, self.alpha)[:, 0], stats
     outputs, stats = run_net(self.critic, params, stats, pack_samples(join_label(x, onehot), self.pack), train)
     return outputs[:, 0], stats
 
@@ -215,8 +386,9 @@ class GANObjective:
     return losses.clip_weights(critic_params, self.clip_value) if self.regularizer == "clip" else critic_params
 
   # -- losses
-  def critic_objective(self, critic_params, critic_stats, real, fake, onehot, rng):
-    """Critic loss (plus lambda * gradient penalty) and the numbers worth logging."""
+  def critic_objective(self, critic_params, critic_stats, real, fake, onehot, rng, apply_r1=True):
+    """Critic loss (plus lambda * gradient penalty, or gamma/2 * R1 on steps where `apply_r1`) and
+    the numbers worth logging."""
     real_scores, critic_stats = self.scores(critic_params, critic_stats, real, onehot, True)
     fake_scores, critic_stats = self.scores(critic_params, critic_stats, fake, onehot, True)
     adversarial = self.critic_loss_fn(real_scores, fake_scores)
@@ -226,15 +398,22 @@ class GANObjective:
       packs = lambda x: x.reshape((x.shape[0] // self.pack, self.pack) + x.shape[1:])
       score_fn = lambda p: self.scores(critic_params, critic_stats, p.reshape(real.shape), onehot, True)[0]
       penalty = losses.gradient_penalty(score_fn, packs(real), packs(fake), rng)
+    weight = self.gp_weight
+    if self.regularizer == "r1":
+      packs = lambda x: x.reshape((x.shape[0] // self.pack, self.pack) + x.shape[1:])
+      score_fn = lambda p: self.scores(critic_params, critic_stats, p.reshape(real.shape), onehot, True)[0]
+      # Lazy regularisation (StyleGAN2 sec. 3.1): every r1_every-th step, weighted r1_every times.
+      penalty = lax.cond(apply_r1, lambda: losses.r1_penalty(score_fn, packs(real)), lambda: jnp.zeros(()))
+      weight = self.r1_gamma / 2 * self.r1_every
     d_real, d_fake = jnp.mean(jax.nn.sigmoid(real_scores)), jnp.mean(jax.nn.sigmoid(fake_scores))
-    aux = {"critic_loss": adversarial, "gradient_penalty": penalty,
+    aux = {"critic_loss": adversarial, "gradient_penalty": penalty, "r1_penalty": penalty,
            "critic_real": jnp.mean(real_scores), "critic_fake": jnp.mean(fake_scores),
            "d_real": d_real, "d_fake": d_fake,
            "d_wins": ((d_real > D_WINS_THRESHOLD) & (d_fake < 1 - D_WINS_THRESHOLD)).astype(jnp.float32)}
-    return adversarial + self.gp_weight * penalty, (aux, critic_stats)
+    return adversarial + weight * penalty, (aux, critic_stats)
 
-  def generator_objective(self, gen_params, gen_stats, critic_params, critic_stats, z, onehot):
-    fake, gen_stats = self.generate(gen_params, gen_stats, z, onehot, True)
+  def generator_objective(self, gen_params, gen_stats, critic_params, critic_stats, z, onehot, rng=None):
+    fake, gen_stats = self.generate(gen_params, gen_stats, z, onehot, True, rng)
     # The critic's batch statistics belong to the critic phase: this pass does not update them.
     fake_scores, _ = self.scores(critic_params, critic_stats, fake, onehot, True)
     return self.generator_loss_fn(fake_scores), gen_stats
@@ -244,8 +423,15 @@ class GANObjective:
     x = batch["x"][:self.pack]
     onehot = self.onehot(batch["label"][:self.pack])
     gen_key, critic_key = jax.random.split(rng)
-    gen_vars = self.generator.init(gen_key, join_label(self.noise(gen_key, 1), onehot[:1]), train=False)
-    critic_vars = self.critic.init(critic_key, pack_samples(join_label(x, onehot), self.pack), train=False)
+    if self.style:  # every level's layers, the fading ones included
+      noise_key = jax.random.fold_in(gen_key, 1)
+      gen_vars = self.generator.init({"params": gen_key, "noise": noise_key}, self.noise(gen_key, 1),
+                                     onehot[:1], self.start_level, method="init_levels")
+      critic_vars = self.critic.init(critic_key, pack_samples(join_label(self.to_model(x), onehot), self.pack),
+                                     self.start_level, method="init_levels")
+    else:
+      gen_vars = self.generator.init(gen_key, join_label(self.noise(gen_key, 1), onehot[:1]), train=False)
+      critic_vars = self.critic.init(critic_key, pack_samples(join_label(x, onehot), self.pack), train=False)
     params = {"generator": gen_vars["params"], "critic": self.project(critic_vars["params"])}
     opt_state = {name: self.tx[name].init(params[name]) for name in params}
     extras = {}
@@ -254,6 +440,8 @@ class GANObjective:
       extras["batch_stats"] = stats
     if self.ema_decay:
       extras["ema"] = params["generator"]
+    if self.style:
+      extras["w_avg"] = jnp.zeros((self.generator.w_dim,))
     return TrainState.create(rng, params, opt_state, extras)
 
   def critic_phase(self, state: TrainState, x, onehot, rng):
@@ -263,12 +451,13 @@ class GANObjective:
 
     def update(i, carry):
       params, opt_state, stats, _ = carry
-      rows_key, z_key, gp_key = jax.random.split(jax.random.fold_in(rng, i), 3)
+      rows_key, z_key, gp_key, style_key = jax.random.split(jax.random.fold_in(rng, i), 4)
       idx = self.real_rows(i, rows_key, x.shape[0])
       fake, gen_stats = self.generate(gen_params, stats["generator"], self.noise(z_key, rows),
-                                      onehot[idx], True)
+                                      onehot[idx], True, style_key)
       grads, (aux, critic_stats) = jax.grad(self.critic_objective, has_aux=True)(
-          params, stats["critic"], x[idx], lax.stop_gradient(fake), onehot[idx], gp_key)
+          params, stats["critic"], x[idx], lax.stop_gradient(fake), onehot[idx], gp_key,
+          state.step % self.r1_every == 0)
       updates, opt_state = self.tx["critic"].update(grads, opt_state, params)
       params = self.project(optax.apply_updates(params, updates))
       return params, opt_state, {"generator": gen_stats, "critic": critic_stats}, aux
@@ -285,14 +474,21 @@ class GANObjective:
     return lax.fori_loop(0, iterations, update, carry)
 
   def step(self, state: TrainState, batch: dict, rng: jax.Array):
+    """One step at the step's level (a lax.switch over levels when growing progressively)."""
+    return self.grown(state.step, lambda view, state, batch, rng: view.step_at_level(state, batch, rng),
+                      state, batch, rng)
+
+  def step_at_level(self, state: TrainState, batch: dict, rng: jax.Array):
     critic_key, gen_key = jax.random.split(rng)
-    x, onehot = batch["x"], self.onehot(batch["label"])
+    x, onehot = self.real_images(batch["x"]), self.onehot(batch["label"])
     critic_params, critic_opt, stats, metrics = self.critic_phase(state, x, onehot, critic_key)
 
     rows = x.shape[0] // self.n_critic
+    z_key, style_key = jax.random.split(gen_key)
+    z = self.noise(z_key, rows)
     (gen_loss, gen_stats), grads = jax.value_and_grad(self.generator_objective, has_aux=True)(
         state.params["generator"], stats["generator"], critic_params, stats["critic"],
-        self.noise(gen_key, rows), onehot[:rows])
+        z, onehot[:rows], style_key if self.style else None)
     gen_updates, gen_opt = self.tx["generator"].update(grads, state.opt_state["generator"],
                                                        state.params["generator"])
     gen_params = optax.apply_updates(state.params["generator"], gen_updates)
@@ -302,12 +498,21 @@ class GANObjective:
       extras["batch_stats"] = {"generator": gen_stats, "critic": stats["critic"]}
     if self.ema_decay:
       extras["ema"] = optax.incremental_update(gen_params, extras["ema"], 1.0 - self.ema_decay)
+    if self.style:  # StyleGAN2: w_avg <- lerp(mean w of the batch, w_avg, 0.995)
+      w_mean = jnp.mean(self.map_z(state.params["generator"], z, onehot[:rows]), axis=0)
+      extras["w_avg"] = W_AVG_DECAY * extras["w_avg"] + (1.0 - W_AVG_DECAY) * w_mean
     metrics = dict(metrics, generator_loss=gen_loss,
                    critic_gap=metrics["critic_real"] - metrics["critic_fake"])
     if not self.sigmoid_critic:  # D(x) = sigmoid(score) is meaningless for a Wasserstein critic
       metrics = {k: v for k, v in metrics.items() if not k.startswith("d_")}
     if self.regularizer != "gradient_penalty":
       metrics.pop("gradient_penalty")
+    if self.regularizer != "r1":
+      metrics.pop("r1_penalty")
+    if self.progressive:
+      level = self.top_level if self.level is None else self.level
+      metrics.update(alpha=jnp.asarray(1.0 if self.alpha is None else self.alpha, jnp.float32),
+                     resolution=jnp.asarray(4 * 2 ** level, jnp.float32))
     if self.wgan_schedule:
       metrics["critic_iterations"] = jnp.asarray(self.critic_iterations(state.step), jnp.float32)
     state = state.replace(params={"generator": gen_params, "critic": critic_params},
@@ -315,16 +520,38 @@ class GANObjective:
     return state, metrics
 
   # -- abilities
-  def generate_eval(self, state: TrainState, z: jax.Array, labels: jax.Array | None = None):
-    """G(z) with the sampling (EMA) weights and running batch statistics; labels cycle 0..K-1."""
+  def generate_eval(self, state: TrainState, z: jax.Array, labels: jax.Array | None = None,
+                    psi: float | None = None, noise_key: jax.Array | None = None):
+    """G(z) with the sampling (EMA) weights and running batch statistics; labels cycle 0..K-1.
+    A style generator truncates w towards w_avg by psi (default model.truncation_psi)."""
     labels = jnp.arange(z.shape[0]) % max(self.num_classes, 1) if labels is None else labels
+    if self.style:
+      params = self.sampling_params(state)
+      w = self.map_z(params, z, self.onehot(labels))
+      psi = self.truncation_psi if psi is None else psi
+      return self.render(state, self.broadcast_styles(truncate(w, state.extras["w_avg"], psi)), noise_key)
     out, _ = self.generate(self.sampling_params(state), self.batch_stats(state)["generator"], z,
                            self.onehot(labels), False)
     return out
 
-  def sample(self, state: TrainState, rng: jax.Array, n: int) -> jax.Array:
+  def render(self, state: TrainState, ws: jax.Array, noise_key: jax.Array | None = None,
+             level: int | None = None) -> jax.Array:
+    """Style generator images of the data's shape from ws [B, num_ws, D] with the sampling weights,
+    at the state's level (or `level`); noise from `noise_key` (fixed when None)."""
+    noise_key = jax.random.key(0) if noise_key is None else noise_key
+    params = self.sampling_params(state)
+    if level is not None:
+      return self.to_data(self.at(level, None).synthesize(params, ws, noise_key))
+    return self.grown(state.step, lambda view, ws: self.to_data(view.synthesize(params, ws, noise_key)), ws)
+
+  def sample(self, state: TrainState, rng: jax.Array, n: int, psi: float | None = None) -> jax.Array:
+    """n draws; a style generator honours `psi` (default model.truncation_psi)."""
     z_key, label_key = jax.random.split(rng)
     labels = jax.random.randint(label_key, (n,), 0, max(self.num_classes, 1))
+    if self.style:
+      return self.generate_eval(state, self.noise(z_key, n), labels, psi, jax.random.fold_in(z_key, 1))
+    if psi is not None:
+      raise ValueError("psi (truncation) needs model.architecture='style'")
     return self.generate_eval(state, self.noise(z_key, n), labels)
 
   def fixed_noise(self, rng: jax.Array) -> jax.Array:
@@ -350,6 +577,41 @@ class GANObjective:
       labels = jnp.repeat(jnp.arange(self.num_classes), GRID_COLUMNS)
       grid = self.generate_eval(state, jnp.tile(z[:GRID_COLUMNS], (self.num_classes, 1)), labels)
       pictures["class_grid"] = grid.reshape((self.num_classes, GRID_COLUMNS) + self.data_shape)
+    if self.style:
+      pictures.update(self.style_pictures(state, z, rng))
+    return pictures
+
+  def style_pictures(self, state: TrainState, z: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
+    """Style mixing grid (row sources' coarse styles, column sources' fine ones; StyleGAN Fig. 3),
+    noise-only variation of one image (StyleGAN Fig. 4), a truncation strip (Fig. 8), the grown levels.
+    All of it is ONE synthesis call over the stacked styles (one trace: pictures compile in seconds)."""
+    n, num_ws = GRID_COLUMNS, self.generator.num_ws
+    params = self.sampling_params(state)
+    labels = jnp.arange(2 * n) % max(self.num_classes, 1)
+    w_raw = self.map_z(params, z[:2 * n], self.onehot(labels))
+    w = truncate(w_raw, state.extras["w_avg"], self.truncation_psi)
+    coarse, fine = w[:n], w[n:]
+    crossover = jnp.full((n * n,), num_ws // 2)  # the lower half of the layers from the row source
+    mixed = mix_styles(jnp.repeat(coarse, n, axis=0), jnp.tile(fine, (n, 1)), crossover, num_ws)
+    psis = jnp.array([1.0, 0.7, 0.5, 0.0, -0.5, -1.0])
+    strip = truncate(w_raw[None, :4], state.extras["w_avg"], psis[:, None, None])  # [psi, 4, D]
+    parts = [mixed, self.broadcast_styles(jnp.concatenate([coarse, fine])),
+             self.broadcast_styles(jnp.repeat(coarse[:1], 4 * n, axis=0)),  # noise differs per row
+             self.broadcast_styles(jnp.swapaxes(strip, 0, 1).reshape(-1, w.shape[-1]))]
+    images = self.render(state, jnp.concatenate(parts), rng)
+    grid, sources, draws, strip = jnp.split(images, np.cumsum([len(p) for p in parts])[:-1])
+    rows, columns = sources[:n], sources[n:]
+    blank = jnp.zeros((1,) + self.data_shape)
+    mixing = jnp.concatenate([jnp.concatenate([blank, columns])[None],
+                              jnp.concatenate([rows[:, None], grid.reshape((n, n) + self.data_shape)], axis=1)])
+    # second row: |draw - mean of the draws| x 4, where the noise acts
+    variation = jnp.concatenate([draws[:n], jnp.clip(4 * jnp.abs(draws[:n] - draws.mean(0)), 0, 1)])
+    pictures = {"style_mixing": mixing, "noise_variation": variation.reshape((2, n) + self.data_shape),
+                "truncation": strip.reshape((4, len(psis)) + self.data_shape)}
+    if self.progressive:  # the same w at every level of the schedule (alpha = 1)
+      pictures["progressive_phases"] = jnp.stack(
+          [self.render(state, self.broadcast_styles(coarse), level=l)
+           for l in range(self.start_level, self.top_level + 1)])
     return pictures
 
   def warnings(self, means: dict[str, float]) -> list[str]:
@@ -391,4 +653,7 @@ class GANObjective:
     if self.kind == "points":
       samples = np.asarray(xla_options.jit(self.sample, static_argnums=2)(state, sample_key, NUM_SAMPLES))
       results.update(mode_coverage(samples, toy2d_mode_centres(self.dataset), toy2d_std(self.dataset)))
+    if self.style:
+      from genjax.evaluate import style_metrics  # the classifier and scikit-learn, on use only
+      results.update(style_metrics.style_report(self, state, arrays, jax.random.fold_in(rng, 11)))
     return results

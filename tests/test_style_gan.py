@@ -1,0 +1,261 @@
+"""Style-based generator and progressive growing in the GAN family: layer properties, R1, CLI runs."""
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import enable_x64
+
+import genjax  # noqa: F401  registers families and datasets
+from genjax import losses
+from genjax.layers import progressive
+from genjax.layers.networks import MLP
+from genjax.layers.style import (EqualizedConv, EqualizedDense, ModulatedConv, StyleCritic, StyleGenerator,
+                                 minibatch_stddev, mix_styles, modulated_conv, truncate)
+from genjax.models.gan import GANObjective
+from genjax.data import load_dataset
+from tests.helpers import ROOT, leaves, load_experiment, read_metrics, run_cli, tiny
+
+STYLE_TINY = ["--config", "experiments/stylegan_fashion.py:tiny"]
+PROGAN_TINY = ["--config", "experiments/progan_fashion.py:tiny"]
+
+
+# ----------------------------------------------------------------------------- layers
+
+def test_demodulation_keeps_unit_variance_for_any_style():
+  """StyleGAN2 sec. 2.2: with iid unit-variance inputs, demodulated outputs have unit variance
+  whatever the style; without demodulation they do not."""
+  k_x, k_w, k_s = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(k_x, (256, 12, 12, 8))
+  kernel = jax.random.normal(k_w, (3, 3, 8, 4))
+  styles = jnp.exp(jax.random.normal(k_s, (256, 8)))  # many random positive styles, spread 1/e .. e
+  interior = lambda y: y[:, 1:-1, 1:-1, :]  # 'SAME' padding zeroes part of the border's receptive field
+  demod = interior(modulated_conv(x, kernel, styles, demodulate=True))
+  per_style = jnp.var(demod, axis=(1, 2, 3))
+  assert abs(float(jnp.var(demod)) - 1.0) < 0.02
+  np.testing.assert_allclose(per_style, 1.0, atol=0.15)  # every style separately, 400 outputs each
+  plain = interior(modulated_conv(x, kernel, styles, demodulate=False))
+  assert float(jnp.var(plain)) > 5.0
+
+
+def test_equalised_learning_rate_scales_stored_weights_at_run_time():
+  """ProGAN sec. 4.1: the applied weight is sqrt(2 / fan_in) x the stored N(0, 1) weight (times the
+  lr multiplier, whose stored weights have std 1 / lr_mul)."""
+  dense = EqualizedDense(5)
+  params = dense.init(jax.random.key(0), jnp.zeros((1, 7)))["params"]
+  np.testing.assert_allclose(dense.apply({"params": params}, jnp.eye(7)),
+                             params["kernel"] * math.sqrt(2 / 7), rtol=1e-6)
+  assert 0.6 < float(jnp.std(params["kernel"])) < 1.4
+  slow = EqualizedDense(64, lr_mul=0.01)
+  slow_params = slow.init(jax.random.key(1), jnp.zeros((1, 64)))["params"]
+  np.testing.assert_allclose(slow.apply({"params": slow_params}, jnp.eye(64)),
+                             slow_params["kernel"] * math.sqrt(2 / 64) * 0.01, rtol=1e-5)
+  assert 80 < float(jnp.std(slow_params["kernel"])) < 120
+  conv = EqualizedConv(3, 3, use_bias=False)
+  conv_params = conv.init(jax.random.key(2), jnp.zeros((1, 5, 5, 2)))["params"]
+  delta = jnp.zeros((1, 5, 5, 2)).at[0, 2, 2, 1].set(1.0)  # a unit impulse in channel 1
+  out = conv.apply({"params": conv_params}, delta)[0, 1:4, 1:4]  # = the flipped kernel slice, scaled
+  np.testing.assert_allclose(out, conv_params["kernel"][::-1, ::-1, 1] * math.sqrt(2 / (9 * 2)), rtol=1e-5)
+
+
+def test_minibatch_stddev_appends_the_mean_group_std():
+  x = jax.random.normal(jax.random.key(0), (8, 3, 3, 2))
+  out = minibatch_stddev(x, 4)
+  assert out.shape == (8, 3, 3, 3)
+  groups = np.asarray(x).reshape(4, 2, 3, 3, 2)  # rows r and r + 2, r + 4, r + 6 form a group
+  expected = np.sqrt(groups.var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
+  np.testing.assert_allclose(np.asarray(out[:, 0, 0, 2]), np.tile(expected, 4), rtol=1e-5)
+
+
+def tiny_generator(**overrides) -> tuple[StyleGenerator, dict]:
+  settings = dict(resolution=16, channels=8, w_dim=6, mapping_layers=2)
+  settings.update(overrides)
+  gen = StyleGenerator(**settings)
+  variables = gen.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, jnp.zeros((1, 6)), None, 0,
+                       method="init_levels")
+  # noise scales start at 0; make them matter so a wrong layer/noise wiring would show
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, p: p + 0.3 if "scale" in jax.tree_util.keystr(path) else p, variables["params"])
+  return gen, params
+
+
+def test_style_mixing_before_crossover_w1_from_it_w2():
+  w1, w2 = jnp.ones((3, 4)), -jnp.ones((3, 4))
+  ws = mix_styles(w1, w2, jnp.array([1, 3, 6]), 6)
+  np.testing.assert_array_equal(ws[:, :, 0], [[1, -1, -1, -1, -1, -1], [1, 1, 1, -1, -1, -1], [1] * 6])
+  # In the generator: crossover 2 = the 4x4 conv and ToRGB (ws 0, 1) see w1, the 8x8 and 16x16 layers w2.
+  gen, params = tiny_generator()
+  k1, k2 = jax.random.split(jax.random.key(3))
+  a, b = jax.random.normal(k1, (4, 6)), jax.random.normal(k2, (4, 6))
+  mixed = mix_styles(a, b, jnp.full((4,), 2), gen.num_ws)
+  synth = lambda ws, level: gen.apply({"params": params}, ws, level, None, method="synthesize",
+                                      rngs={"noise": jax.random.key(9)})
+  only_a = jnp.repeat(a[:, None], gen.num_ws, 1)
+  np.testing.assert_array_equal(synth(mixed, 0), synth(only_a, 0))  # 4x4 output: w1 only
+  assert float(jnp.max(jnp.abs(synth(mixed, 2) - synth(only_a, 2)))) > 1e-3  # fine layers: w2
+  later_b = only_a.at[:, 2:].set(b[:, None])
+  np.testing.assert_array_equal(synth(mixed, 2), synth(later_b, 2))
+
+
+def test_truncation_psi_zero_gives_w_avg_and_one_leaves_w():
+  w = jax.random.normal(jax.random.key(0), (5, 4))
+  w_avg = jnp.arange(4.0)
+  np.testing.assert_array_equal(truncate(w, w_avg, 0.0), jnp.broadcast_to(w_avg, w.shape))
+  np.testing.assert_array_equal(truncate(w, w_avg, 1.0), w)
+  # Through the family: psi = 0 draws the same image for every z, psi = 1 the untruncated ones.
+  config = load_experiment("stylegan_fashion", "tiny")
+  gan = GANObjective(config)
+  batch = {k: jnp.asarray(v[:16]) for k, v in load_dataset(config.dataset, "train").items()}
+  state = jax.jit(gan.init)(jax.random.key(0), batch)
+  state = state.replace(extras={**state.extras, "w_avg": jnp.full((16,), 0.5)})
+  z = jax.random.normal(jax.random.key(1), (6, 16))
+  key = jax.random.key(2)
+  same = jax.jit(lambda s: gan.generate_eval(s, z, psi=0.0, noise_key=key))(state)
+  np.testing.assert_allclose(same, jnp.broadcast_to(same[:1], same.shape), atol=1e-6)  # noise scales are 0 at init
+  untruncated = jax.jit(lambda s: gan.generate_eval(s, z, psi=1.0, noise_key=key))(state)
+  params = gan.sampling_params(state)
+  direct = gan.render(state, gan.broadcast_styles(gan.map_z(params, z, gan.onehot(jnp.zeros(6, int)))), key)
+  np.testing.assert_allclose(untruncated, direct, atol=1e-6)
+  assert float(jnp.std(untruncated, axis=0).mean()) > 1e-3
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_progressive_fade_in_of_generator_and_critic(skip):
+  """alpha 0: the upsampled output of the level below; alpha 1: the new block's (both exactly).
+  The critic at alpha 0 is the critic of the level below on the pooled image."""
+  gen, params = tiny_generator(skip=skip, modulation="demod" if skip else "none")
+  ws = jnp.repeat(jax.random.normal(jax.random.key(4), (3, 1, 6)), gen.num_ws, 1)
+  synth = lambda level, alpha: gen.apply({"params": params}, ws, level, alpha, method="synthesize",
+                                         rngs={"noise": jax.random.key(5)})
+  np.testing.assert_array_equal(synth(2, 0.0), progressive.upsample2x(synth(1, None)))
+  np.testing.assert_array_equal(synth(2, 1.0), synth(2, None))
+  half = synth(2, 0.5)
+  np.testing.assert_allclose(half, 0.5 * synth(2, None) + 0.5 * progressive.upsample2x(synth(1, None)), atol=1e-5)
+  assert float(jnp.max(jnp.abs(synth(2, None) - progressive.upsample2x(synth(1, None))))) > 1e-3
+  critic = StyleCritic(16, 8, minibatch_std=4)
+  x = jax.random.uniform(jax.random.key(6), (4, 16, 16, 1))
+  cparams = critic.init(jax.random.key(7), x, 0, method="init_levels")["params"]
+  score = lambda level, alpha: critic.apply({"params": cparams}, x, level, alpha)
+  np.testing.assert_allclose(score(2, 0.0), score(1, None), rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(score(2, 1.0), score(2, None))
+  # the schedule: stable 8x8 for 4 steps, fade 16 over 4, stable 16 after
+  level, alpha = jax.vmap(lambda s: progressive.phase_at(s, 2, 4))(jnp.arange(10))
+  np.testing.assert_array_equal(level, [0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+  np.testing.assert_allclose(alpha, [1, 1, 1, 1, 0, 0.25, 0.5, 0.75, 1, 1])
+
+
+def test_r1_is_the_squared_input_gradient_norm_on_real_data():
+  """Mescheder et al. 2018 eq. 9, checked by central finite differences (float64)."""
+  with enable_x64():
+    net = MLP((6,), 1, activation="tanh")
+    x = jax.random.normal(jax.random.key(0), (3, 5), jnp.float64)
+    params = net.init(jax.random.key(1), x)["params"]
+    critic = lambda v: net.apply({"params": params}, v)[:, 0]
+    h = 1e-6
+    squared = np.zeros(3)
+    for j in range(5):
+      e = jnp.zeros((3, 5), jnp.float64).at[:, j].set(h)
+      squared += np.asarray((critic(x + e) - critic(x - e)) / (2 * h)) ** 2
+    np.testing.assert_allclose(float(losses.r1_penalty(critic, x)), squared.mean(), rtol=1e-6)
+  # In the family: gamma / 2 * r1_every * R1 on R1 steps, nothing on the others.
+  config = load_experiment("stylegan_fashion", "tiny")
+  gan = GANObjective(config)
+  batch = {k: jnp.asarray(v[:8]) for k, v in load_dataset(config.dataset, "train").items()}
+  state = jax.jit(gan.init)(jax.random.key(0), batch)
+  onehot = gan.onehot(batch["label"])
+  fake = jax.random.uniform(jax.random.key(1), batch["x"].shape)
+  objective = jax.jit(lambda on: gan.critic_objective(state.params["critic"], {}, batch["x"], fake, onehot,
+                                                      jax.random.key(2), on))
+  (total, (aux, _)), (off, (aux_off, _)) = objective(True), objective(False)
+  expected = losses.r1_penalty(lambda v: gan.scores(state.params["critic"], {}, v, onehot, True)[0], batch["x"])
+  np.testing.assert_allclose(aux["r1_penalty"], expected, rtol=1e-5)
+  np.testing.assert_allclose(total - aux["critic_loss"], 10.0 / 2 * 16 * expected, rtol=1e-4)
+  assert float(aux_off["r1_penalty"]) == 0.0 and float(off) == float(aux_off["critic_loss"])
+
+
+# ----------------------------------------------------------------------------- CLI
+
+@pytest.mark.parametrize("config, override, key", [
+    (STYLE_TINY, "--config.model.resolution=12", "model.resolution"),
+    (STYLE_TINY, "--config.model.style_mixing=1.5", "model.style_mixing"),
+    (STYLE_TINY, "--config.model.r1_gamma=-1.0", "model.r1_gamma"),
+    (PROGAN_TINY, "--config.model.phase_steps=100", "model.phase_steps"),
+])
+def test_bad_style_input_is_one_line_exit_2_nothing_written(tmp_path, config, override, key):
+  workdir = tmp_path / "run"
+  result = run_cli(*config, "--workdir", str(workdir), override)
+  assert result.returncode == 2, result.stderr[-2000:]
+  lines = [l for l in result.stderr.strip().splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and key in lines[0], result.stderr[-2000:]
+  assert not workdir.exists()
+
+
+def _finite_losses(workdir) -> list[dict]:
+  metrics = read_metrics(str(workdir))
+  assert metrics and all(np.isfinite(m["critic_loss"]) and np.isfinite(m["generator_loss"]) for m in metrics)
+  return metrics
+
+
+def test_tiny_style_gan_trains_from_the_cli_and_evaluates(tmp_path):
+  workdir = tmp_path / "style"
+  result = run_cli(*STYLE_TINY, "--workdir", str(workdir), "--config.num_steps=6", "--config.log_every=3")
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = _finite_losses(workdir)
+  assert "r1_penalty" in metrics[0]
+  for picture in ("samples", "style_mixing", "noise_variation", "truncation"):
+    assert (workdir / "images" / f"{picture}_final.png").exists(), picture
+  result = run_cli(*STYLE_TINY, "--workdir", str(workdir), "--config.num_steps=6", "--mode", "eval")
+  assert result.returncode == 0, result.stderr[-3000:]
+  import json
+  evaluation = json.loads((workdir / "eval.json").read_text())
+  for key in ("ppl_z", "ppl_w", "ppl_z_end", "ppl_w_end", "separability_z_accuracy", "separability_w_entropy",
+              "fid_psi0.5", "precision_psi0.7", "recall_psi1.0", "fid"):
+    assert np.isfinite(evaluation[key]), key
+
+
+def _start(workdir, *args):
+  return subprocess.Popen([sys.executable, "-m", "genjax.main", *PROGAN_TINY, "--workdir", str(workdir), *args],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _final_params(workdir):
+  from genjax import trainer
+  config = tiny(load_experiment("progan_fashion", "tiny"), num_steps=12)
+  run = trainer.Run(config, str(workdir))
+  try:
+    return leaves(run.restore(run.first_batch()).params)
+  finally:
+    run.close()
+
+
+def test_tiny_progressive_gan_trains_and_a_mid_fade_kill_resumes_bit_exact(tmp_path):
+  """phase_steps 4: 8x8 for steps 0-3, fade 16x16 in over 4-7, stable after; killed during the fade."""
+  steps = ["--config.num_steps=12", "--config.checkpoint_every=2", "--config.log_every=1"]
+  straight = tmp_path / "straight"
+  result = run_cli(*PROGAN_TINY, "--workdir", str(straight), *steps)
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = _finite_losses(straight)
+  np.testing.assert_allclose([m["alpha"] for m in metrics[3:9]], [1, 0, 0.25, 0.5, 0.75, 1])  # steps 4..9
+  assert [m["resolution"] for m in metrics[:5]] == [8, 8, 8, 8, 16]
+  assert (straight / "images" / "progressive_phases_final.png").exists()
+  killed = tmp_path / "killed"
+  process = _start(killed, *steps)
+  deadline = time.time() + 240
+  kill_at = random.Random(os.getpid()).randint(5, 7)
+  while not ((killed / "metrics.jsonl").exists() and any(m["step"] >= kill_at for m in read_metrics(str(killed)))):
+    assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+    time.sleep(0.02)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert run_cli(*PROGAN_TINY, "--workdir", str(killed), *steps).returncode == 0
+  for a, b in zip(_final_params(killed), _final_params(straight)):
+    np.testing.assert_array_equal(a, b, err_msg=f"killed at step {kill_at}")
