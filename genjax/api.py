@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import json
 import os
 from typing import Any
@@ -99,9 +100,14 @@ class Model:
   def _key(self, seed: int) -> jax.Array:
     return jax.random.key(seed)
 
-  def sample(self, n: int = 64, seed: int = 0) -> np.ndarray:
-    self._method("sample")
-    return np.asarray(xla_options.jit(self.objective.sample, static_argnums=2)(self.state, self._key(seed), n))
+  def sample(self, n: int = 64, seed: int = 0, psi: float | None = None) -> np.ndarray:
+    """n draws; `psi` truncates a style generator's w towards w_avg (None: model.truncation_psi)."""
+    method = self._method("sample")
+    if psi is not None:  # only families whose sample takes psi (the style GAN) accept it
+      if "psi" not in inspect.signature(method).parameters:
+        raise NotImplementedError(f"a {self.config.model.name!r} model's sample() has no truncation psi")
+      method = functools.partial(method, psi=float(psi))
+    return np.asarray(xla_options.jit(method, static_argnums=2)(self.state, self._key(seed), n))
 
   def encode(self, x) -> np.ndarray:
     return np.asarray(self._jitted("encode")(self.state, np.asarray(x, np.float32)))

@@ -64,8 +64,8 @@ def mix_styles(w1: jax.Array, w2: jax.Array, crossover: jax.Array, num_ws: int) 
 
 
 def truncate(w: jax.Array, w_avg: jax.Array, psi: float | jax.Array) -> jax.Array:
-  """StyleGAN eq. 5: w' = w_avg + psi (w - w_avg)."""
-  return w_avg + psi * (w - w_avg)
+  """StyleGAN eq. 5: w' = w_avg + psi (w - w_avg), written psi w + (1 - psi) w_avg: exact at psi 0 and 1."""
+  return psi * w + (1.0 - psi) * w_avg
 
 
 class EqualizedDense(nn.Module):
