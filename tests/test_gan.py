@@ -187,7 +187,8 @@ def test_mode_coverage_counts_modes_quality_and_reverse_kl():
   everywhere = centres[np.arange(2500) % 8] + std * rng.normal(size=(2500, 2))
   result = mc.mode_coverage(everywhere, centres, std)
   assert result["modes_covered"] == 8 and result["high_quality_percent"] > 99.0
-  assert result["reverse_kl"] < 1e-5  # 2500 is not a multiple of 8: four modes get one sample more
+  assert result["reverse_kl_all_samples"] < 1e-5  # 2500 is not a multiple of 8: four modes get one more
+  assert result["reverse_kl"] < 1e-4  # over the high-quality samples only (PacGAN): a few fall outside 3 std
   collapsed = mc.mode_coverage(centres[[3] * 2500] + std * rng.normal(size=(2500, 2)), centres, std)
   assert collapsed["modes_covered"] == 1
   np.testing.assert_allclose(collapsed["reverse_kl"], math.log(8), atol=1e-9)
@@ -240,7 +241,12 @@ def test_gan_on_the_ring_moves_samples_onto_the_modes(data_dir, tmp_path):
   the seed), so the reliable signal is the mean distance to the nearest mode, which falls from ~2
   (samples at the origin) to ~0.8; coverage and quality must not get worse."""
   config = experiment("gan_toy_ring")
-  config.dataset.update(SMALL_RING, data_dir=data_dir)
+  # The experiment's PacGAN protocol (Adam 1e-4, 4 x 400 generator) needs far more than 400 steps:
+  # this test keeps the earlier toy setting (Gulrajani et al.'s Adam 1e-3 / 0.5, 3 x 128 MLPs, radius 2).
+  config.dataset.update(SMALL_RING, data_dir=data_dir, radius=2.0, std=0.02)
+  config.model.update(latent_dim=8, hidden=(128, 128, 128), norm="none", critic_norm="",
+                      critic_activation="leaky_relu", critic_hidden=())
+  config.optimizer.update(learning_rate=1e-3, b1=0.5)
   config.update(num_steps=400, batch_size=64, log_every=200, sample_every=0, checkpoint_every=5000)
   objective = GANObjective(config)
   test = load_dataset(config.dataset, "test")

@@ -175,5 +175,5 @@ def test_bad_pack_is_one_line_error():
   result = run_cli("--config", "experiments/gan_toy_ring.py", "--workdir", "/tmp/never_written_pack",
                    "--config.model.pack=3")
   assert result.returncode == 2, result.stderr
-  assert result.stderr.strip().splitlines()[-1].startswith("error: config.batch_size=256 is not allowed")
+  assert result.stderr.strip().splitlines()[-1].startswith("error: config.batch_size=100 is not allowed")
   assert "model.pack=3" in result.stderr
