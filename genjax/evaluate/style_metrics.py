@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -84,12 +86,12 @@ def style_report(gan, state, arrays: dict, rng: jax.Array) -> dict[str, float]:
   def labels_for(n):
     return jnp.arange(n) % num_classes
 
-  @xla_options.jit
-  def path_pair(state, key, full, in_w):
+  @functools.partial(xla_options.jit, static_argnums=(2, 3))
+  def path_pair(state, key, full: bool, in_w: bool):
     z_key, t_key, noise_key = jax.random.split(key, 3)
     z0, z1 = jnp.split(gan.noise(z_key, 2 * CHUNK), 2)
     onehot = gan.onehot(labels_for(CHUNK))
-    t = jnp.where(full, jax.random.uniform(t_key, (CHUNK, 1)), 0.0)
+    t = jax.random.uniform(t_key, (CHUNK, 1)) if full else jnp.zeros((CHUNK, 1))
     w_of = lambda z: gan.map_z(params, z, onehot)
     if in_w:
       w0, w1 = w_of(z0), w_of(z1)
