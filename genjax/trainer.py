@@ -143,7 +143,7 @@ class Run:
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
   def init_state(self, batch) -> TrainState:
-    init = xla_options.jit(self._init_fn(), out_shardings=replicated(self.mesh))
+    init = xla_options.jit(self._init_fn(), run_once=True, out_shardings=replicated(self.mesh))
     return init(jax.random.key(self.config.seed), batch)
 
   # -- checkpoints
@@ -217,7 +217,7 @@ class Run:
     if not (self.is_chief and has_ability(self.objective, "pictures")):
       return []
     if self._pictures is None:  # jitted once: eager flax applies cost seconds per snapshot
-      self._pictures = xla_options.jit(self.objective.pictures)
+      self._pictures = xla_options.jit(self.objective.pictures, run_once=True)
     pictures = self._pictures(state, self.picture_batch(), self.picture_key())
     reference = self.train_arrays["x"][:2000] if self.train_arrays["x"].ndim == 2 else None
     paths = []

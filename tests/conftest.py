@@ -23,7 +23,12 @@ def genjax_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-  path = os.environ.get("GENJAX_COMPILATION_CACHE") or str(tmp_path_factory.mktemp("xla"))
+  # One cache for all xdist workers of this session (their basetemps share a parent): a program
+  # compiled by one worker is a load for the other. JAX writes cache entries atomically.
+  shared = tmp_path_factory.getbasetemp()
+  shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+  path = os.environ.get("GENJAX_COMPILATION_CACHE") or str(shared / "xla-cache")
+  os.makedirs(path, exist_ok=True)
   os.environ["GENJAX_COMPILATION_CACHE"] = path  # CLI subprocesses share it
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

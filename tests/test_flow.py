@@ -183,7 +183,7 @@ def test_cli_rejects_a_squeeze_the_image_cannot_take(tmp_path):
 
 def test_short_digits_run_lowers_bits_per_dim_and_notebook_api_inverts(tmp_path):
   config = tiny(_digits_config(actnorm=True), num_steps=60, log_every=30, batch_size=64,
-                **{"model.layers": ("checkerboard",) * 4, "model.eval_importance_samples": 2})
+                **{"model.layers": ("checkerboard",) * 2, "model.eval_importance_samples": 2})
   config.optimizer.learning_rate = 3e-3
   test = genjax.data.load_dataset(config.dataset, "test")
   objective = flow.FlowObjective(config)
