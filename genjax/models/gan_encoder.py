@@ -92,6 +92,8 @@ class GANEncoderObjective:
             f"{gan.dataset.name!r}, the generator's dataset (set --config.dataset.name={gan.dataset.name})")
     require(not gan.model.get("conditional", False), "model.generator_workdir", workdir,
             "an unconditional GAN (z alone must determine G(z))")
+    require(int(gan.get("num_seeds", 1)) == 1, "model.generator_workdir", workdir,
+            "a single-seed GAN run (this one trained num_seeds > 1 generators at once)")
     require(model.get("architecture", "conv") in ("mlp", "conv"), "model.architecture",
             model.get("architecture"), "'mlp' or 'conv'")
     require(model.get("norm", "none") in ENCODER_NORMS, "model.norm", model.get("norm"), f"one of {ENCODER_NORMS}")
