@@ -243,11 +243,13 @@ def torch_gan(config: ConfigDict, compile_: bool):
   if m.architecture == "conv":
     f1, f2 = m.features
     s = IMAGE[0] // 4
-    gen = nn.Sequential(nn.Linear(m.latent_dim, s * s * f2), nn.BatchNorm1d(s * s * f2), nn.ReLU(),
-                        nn.Unflatten(1, (f2, s, s)), nn.ConvTranspose2d(f2, f1, 4, 2, 1), nn.BatchNorm2d(f1),
+    bn1, bn2 = ((nn.BatchNorm1d, nn.BatchNorm2d) if m.norm == "batch" else
+                (lambda n: nn.Identity(), lambda n: nn.Identity()))
+    gen = nn.Sequential(nn.Linear(m.latent_dim, s * s * f2), bn1(s * s * f2), nn.ReLU(),
+                        nn.Unflatten(1, (f2, s, s)), nn.ConvTranspose2d(f2, f1, 4, 2, 1), bn2(f1),
                         nn.ReLU(), nn.ConvTranspose2d(f1, 1, 4, 2, 1), nn.Sigmoid())
     critic = nn.Sequential(nn.Conv2d(1, f1, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(f1, f2, 4, 2, 1),
-                           nn.BatchNorm2d(f2), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(s * s * f2, 1))
+                           bn2(f2), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(s * s * f2, 1))
     shape = (1,) + IMAGE[:2]  # NCHW
   else:
     gen = nn.Sequential(_torch_mlp(torch, [m.latent_dim, *reversed(m.hidden), d], nn.ReLU), nn.Sigmoid())
@@ -328,6 +330,8 @@ def workloads() -> list[Workload]:
                                     features=s.dcgan_features, upsample=kind,
                                     conv_input_grad={"transpose": "xla"}.get(kind, kind))
            for kind in ("auto", "transpose", "phase")}
+  dcgan_no_bn = configs.gan_config("dcgan", critic_batch_size=s.dcgan_batch, latent_dim=s.dcgan_latent,
+                                   features=s.dcgan_features, norm="none")
   wgan = configs.gan_config("wgan", critic_batch_size=s.wgan_chunk, latent_dim=s.wgan_latent,
                             hidden=(s.wgan_hidden, s.wgan_hidden))
   cae = {mode: configs.autoencoder_config("mlp", hidden=(s.cae_hidden,), latent_dim=s.cae_latent,
@@ -343,6 +347,8 @@ def workloads() -> list[Workload]:
                  f"DCGAN 28x28 z{s.dcgan_latent} {s.dcgan_features}, BN, upsample {kind}, critic input "
                  f"grad {c.model.conv_input_grad}, batch {c.batch_size}",
                  c, minimal_gan, torch_gan) for kind, c in dcgan.items()),
+      Workload("dcgan_no_bn", f"DCGAN 28x28 z{s.dcgan_latent} {s.dcgan_features}, no batch norm, upsample "
+               f"auto, batch {dcgan_no_bn.batch_size}", dcgan_no_bn, minimal_gan, torch_gan),
       Workload("wgan_mlp", f"WGAN clip MLP {s.wgan_hidden}x2, n_critic 5, 5x{s.wgan_chunk} rows", wgan,
                minimal_gan, torch_gan),
       *(Workload(f"cae_{mode}", f"CAE MLP {d}-{s.cae_hidden}-{s.cae_latent} sigmoid, J by "
