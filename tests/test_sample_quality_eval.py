@@ -69,3 +69,9 @@ def test_compare_prints_a_table_and_writes_a_chart(tmp_path):
   assert Image.open(path).size[0] > 3 * 200
   with pytest.raises(FileNotFoundError, match="run --mode eval"):
     compare.load_rows([str(tmp_path)])
+
+
+def test_classifier_trains_at_least_ten_epochs_and_600_steps():
+  from genjax.evaluate.classifier import training_steps
+  assert training_steps(1500) == 600  # digits: unchanged (51 epochs)
+  assert training_steps(60000) == 4688  # Fashion-MNIST: 10 epochs of 128

@@ -33,16 +33,29 @@ class DomainClassifier(nn.Module):
     return embedding, nn.Dense(self.num_classes)(embedding)
 
 
-def _cache_path(dataset_config, seed: int) -> str:
-  options = {k: v for k, v in dataset_config.to_dict().items()
+# At least this many passes over the training set: 600 steps are 51 epochs of digits but 1.3 of
+# Fashion-MNIST, where they reached 87.6% test accuracy (1,000 steps: 88.1%).
+MIN_EPOCHS, MIN_STEPS, BATCH_SIZE = 10, 600, 128
+
+
+def training_steps(num_examples: int) -> int:
+  return max(MIN_STEPS, -(-MIN_EPOCHS * num_examples // BATCH_SIZE))
+
+
+def _cache_path(dataset_config, seed: int, steps: int) -> str:
+  # Only the dataset's own options shape its images; other keys every config carries (the paired
+  # view's, other datasets', ones added later) must not split the cache.
+  spec = genjax_data.dataset_spec(dataset_config)
+  options = {k: dataset_config.get(k, default) for k, default in spec.options.items()
              if k not in ("data_dir", "manual_dir", "binarize")}
+  options.update(name=spec.name, training_steps=steps)
   digest = hashlib.sha1(json.dumps(options, sort_keys=True, default=repr).encode()).hexdigest()[:10]
   return os.path.join(genjax_data.data_dir(dataset_config), "genjax_classifiers",
                       f"{dataset_config.name}-{digest}-seed{seed}.msgpack")
 
 
 def train_classifier(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
-                     steps: int = 600, batch_size: int = 128) -> dict:
+                     steps: int = MIN_STEPS, batch_size: int = BATCH_SIZE) -> dict:
   """Adam on cross-entropy with light Gaussian input noise (robust features for near-real samples)."""
   model = DomainClassifier(num_classes)
   params = model.init(jax.random.key(seed), jnp.zeros((1,) + x.shape[1:]))["params"]
@@ -83,14 +96,15 @@ class FeatureExtractor:
     self.num_classes = max(int(train["label"].max()) + 1, 2)
     self.model = DomainClassifier(self.num_classes)
     self.name = f"genjax-cnn-{dataset_config.name}-seed{seed}"
-    path = _cache_path(dataset_config, seed)
+    steps = training_steps(len(train["x"]))
+    path = _cache_path(dataset_config, seed, steps)
     template = self.model.init(jax.random.key(0), jnp.zeros((1,) + train["x"].shape[1:]))["params"]
     if os.path.exists(path):
       with open(path, "rb") as f:
         self.params = flax.serialization.from_bytes(template, f.read())
     else:
       logging.info("training the %s domain classifier (cached at %s)", dataset_config.name, path)
-      self.params = train_classifier(train["x"], train["label"], self.num_classes, seed)
+      self.params = train_classifier(train["x"], train["label"], self.num_classes, seed, steps)
       os.makedirs(os.path.dirname(path), exist_ok=True)
       with open(path + ".tmp", "wb") as f:
         f.write(flax.serialization.to_bytes(self.params))
