@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import genjax  # noqa: F401  registers families and datasets
-from genjax import losses
+from genjax import losses, xla_options
 from genjax.layers import progressive
 from genjax.layers.networks import MLP
 from genjax.layers.style import (EqualizedConv, EqualizedDense, ModulatedConv, StyleCritic, StyleGenerator,
@@ -82,8 +82,9 @@ def tiny_generator(**overrides) -> tuple[StyleGenerator, dict]:
   settings = dict(resolution=16, channels=8, w_dim=6, mapping_layers=2)
   settings.update(overrides)
   gen = StyleGenerator(**settings)
-  variables = jax.jit(lambda z: gen.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, None, 0,
-                                         method="init_levels"))(jnp.zeros((1, 6)))
+  init = lambda z: gen.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, None, 0,
+                            method="init_levels")
+  variables = xla_options.jit(init, run_once=True)(jnp.zeros((1, 6)))
   # noise scales start at 0; make them matter so a wrong layer/noise wiring would show
   params = jax.tree_util.tree_map_with_path(
       lambda path, p: p + 0.3 if "scale" in jax.tree_util.keystr(path) else p, variables["params"])
@@ -120,7 +121,7 @@ def test_truncation_psi_zero_gives_w_avg_and_one_leaves_w():
   config = load_experiment("stylegan_fashion", "tiny")
   gan = GANObjective(config)
   batch = {k: jnp.asarray(v[:16]) for k, v in load_dataset(config.dataset, "train").items()}
-  state = jax.jit(gan.init)(jax.random.key(0), batch)
+  state = xla_options.jit(gan.init, run_once=True)(jax.random.key(0), batch)  # as the trainer compiles it
   state = state.replace(extras={**state.extras, "w_avg": jnp.full((16,), 0.5)})
   z = jax.random.normal(jax.random.key(1), (6, 16))
   key = jax.random.key(2)
@@ -181,7 +182,7 @@ def test_r1_is_the_squared_input_gradient_norm_on_real_data():
   config = load_experiment("stylegan_fashion", "tiny")
   gan = GANObjective(config)
   batch = {k: jnp.asarray(v[:8]) for k, v in load_dataset(config.dataset, "train").items()}
-  state = jax.jit(gan.init)(jax.random.key(0), batch)
+  state = xla_options.jit(gan.init, run_once=True)(jax.random.key(0), batch)  # as the trainer compiles it
   onehot = gan.onehot(batch["label"])
   fake = jax.random.uniform(jax.random.key(1), batch["x"].shape)
   objective = jax.jit(lambda on: gan.critic_objective(state.params["critic"], {}, batch["x"], fake, onehot,

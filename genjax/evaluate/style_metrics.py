@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -86,18 +85,18 @@ def style_report(gan, state, arrays: dict, rng: jax.Array) -> dict[str, float]:
   def labels_for(n):
     return jnp.arange(n) % num_classes
 
-  @functools.partial(xla_options.jit, static_argnums=(2, 3))
-  def path_pair(state, key, full: bool, in_w: bool):
+  # One program for the four path-length variants (full/end, Z/W as traced flags): each static
+  # variant was a compilation of its own, most of a small run's evaluation time.
+  @xla_options.jit
+  def path_pair(state, key, full, in_w):
     z_key, t_key, noise_key = jax.random.split(key, 3)
     z0, z1 = jnp.split(gan.noise(z_key, 2 * CHUNK), 2)
     onehot = gan.onehot(labels_for(CHUNK))
-    t = jax.random.uniform(t_key, (CHUNK, 1)) if full else jnp.zeros((CHUNK, 1))
+    t = jnp.where(full, jax.random.uniform(t_key, (CHUNK, 1)), 0.0)
     w_of = lambda z: gan.map_z(params, z, onehot)
-    if in_w:
-      w0, w1 = w_of(z0), w_of(z1)
-      wa, wb = lerp(w0, w1, t), lerp(w0, w1, t + PPL_EPSILON)
-    else:
-      wa, wb = w_of(slerp(z0, z1, t)), w_of(slerp(z0, z1, t + PPL_EPSILON))
+    w0, w1 = w_of(z0), w_of(z1)
+    wa = jnp.where(in_w, lerp(w0, w1, t), w_of(slerp(z0, z1, t)))
+    wb = jnp.where(in_w, lerp(w0, w1, t + PPL_EPSILON), w_of(slerp(z0, z1, t + PPL_EPSILON)))
     # the same noise images for both ends of a pair (one key, same rows)
     return gan.render(state, gan.broadcast_styles(wa), noise_key), gan.render(state, gan.broadcast_styles(wb), noise_key)
 
@@ -107,22 +106,23 @@ def style_report(gan, state, arrays: dict, rng: jax.Array) -> dict[str, float]:
                            ("ppl_z_end", False, False), ("ppl_w_end", False, True)):
     distances = []
     for i in range(-(-ppl_n // CHUNK)):
-      a, b = path_pair(state, jax.random.fold_in(rng, i), full, in_w)
+      a, b = path_pair(state, jax.random.fold_in(rng, i), jnp.asarray(full), jnp.asarray(in_w))
       fa, fb = extractor.embed(np.asarray(a)), extractor.embed(np.asarray(b))
       distances.append(np.sum(np.square(fa.astype(np.float64) - fb), axis=-1) / PPL_EPSILON ** 2)
     results[name] = filtered_mean(np.concatenate(distances)[:ppl_n])
 
   @xla_options.jit
-  def latent_batch(state, key):
+  def latent_batch(state, key, psi):
+    """z, truncated w and G's images for a chunk: separability (psi 1: w unchanged) and the sweep."""
     z_key, noise_key = jax.random.split(key)
     z = gan.noise(z_key, CHUNK)
-    w = gan.map_z(params, z, gan.onehot(labels_for(CHUNK)))
+    w = truncate(gan.map_z(params, z, gan.onehot(labels_for(CHUNK))), state.extras["w_avg"], psi)
     return z, w, gan.render(state, gan.broadcast_styles(w), noise_key)
 
   sep_n = int(gan.model.get("separability_samples", 1000))
   zs, ws, labels, confidence = [], [], [], []
   for i in range(-(-sep_n // CHUNK)):
-    z, w, images = latent_batch(state, jax.random.fold_in(rng, 1000 + i))
+    z, w, images = latent_batch(state, jax.random.fold_in(rng, 1000 + i), 1.0)
     logits = extractor._outputs(np.asarray(images))[1]
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
@@ -134,17 +134,10 @@ def style_report(gan, state, arrays: dict, rng: jax.Array) -> dict[str, float]:
     results[f"separability_{space}_accuracy"] = scores["accuracy"]
     results[f"separability_{space}_entropy"] = scores["entropy"]
 
-  @xla_options.jit
-  def truncated_batch(state, key, psi):
-    z_key, noise_key = jax.random.split(key)
-    onehot = gan.onehot(labels_for(CHUNK))
-    w = truncate(gan.map_z(params, gan.noise(z_key, CHUNK), onehot), state.extras["w_avg"], psi)
-    return gan.render(state, gan.broadcast_styles(w), noise_key)
-
   n = min(len(arrays["x"]), gan.eval_num_samples)
   real = extractor.embed(arrays["x"][:n])
   for psi in TRUNCATION_SWEEP:
-    fake = np.concatenate([np.asarray(truncated_batch(state, jax.random.fold_in(rng, 2000 + i), psi))
+    fake = np.concatenate([np.asarray(latent_batch(state, jax.random.fold_in(rng, 2000 + i), psi)[2])
                            for i in range(-(-n // CHUNK))])[:n]
     metrics = sample_quality_metrics(real, extractor.embed(fake))
     for key in ("fid", "precision", "recall"):
