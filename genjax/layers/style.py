@@ -88,6 +88,14 @@ def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def equalized_kernel(conv: nn.Module, cin: int) -> jax.Array:
+  """A conv module's 'kernel' [k, k, cin, features], stored ~ N(0, 1) and scaled at run time by
+  gain / sqrt(k * k * cin) (ProGAN sec. 4.1); `conv` has kernel_size, features and gain fields."""
+  k = conv.kernel_size
+  kernel = conv.param("kernel", nn.initializers.normal(1.0), (k, k, cin, conv.features))
+  return kernel * runtime_scale(k * k * cin, conv.gain)
+
+
 class EqualizedConv(nn.Module):
   """k x k 'SAME' convolution with the equalised learning rate (fan_in = k * k * C_in)."""
   features: int
@@ -97,9 +105,7 @@ class EqualizedConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    k, cin = self.kernel_size, x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
-    y = conv2d(x, kernel * runtime_scale(k * k * cin, self.gain))
+    y = conv2d(x, equalized_kernel(self, x.shape[-1]))
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return y
@@ -124,10 +130,8 @@ class ModulatedConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
-    k, cin = self.kernel_size, x.shape[-1]
-    style = EqualizedDense(cin, gain=1.0, bias_init=1.0, name="affine")(w)
-    kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
-    return modulated_conv(x, kernel * runtime_scale(k * k * cin, self.gain), style, self.demodulate)
+    style = EqualizedDense(x.shape[-1], gain=1.0, bias_init=1.0, name="affine")(w)
+    return modulated_conv(x, equalized_kernel(self, x.shape[-1]), style, self.demodulate)
 
 
 class NoiseInput(nn.Module):

@@ -392,16 +392,13 @@ class GANObjective:
     real_scores, critic_stats = self.scores(critic_params, critic_stats, real, onehot, True)
     fake_scores, critic_stats = self.scores(critic_params, critic_stats, fake, onehot, True)
     adversarial = self.critic_loss_fn(real_scores, fake_scores)
-    penalty = jnp.zeros(())
+    penalty, weight = jnp.zeros(()), self.gp_weight
+    # One penalty per pack: the critic's input is the pack, so its gradient norm is the pack's.
+    packs = lambda x: x.reshape((x.shape[0] // self.pack, self.pack) + x.shape[1:])
+    score_fn = lambda p: self.scores(critic_params, critic_stats, p.reshape(real.shape), onehot, True)[0]
     if self.regularizer == "gradient_penalty":
-      # One penalty per pack: the critic's input is the pack, so its gradient norm is the pack's.
-      packs = lambda x: x.reshape((x.shape[0] // self.pack, self.pack) + x.shape[1:])
-      score_fn = lambda p: self.scores(critic_params, critic_stats, p.reshape(real.shape), onehot, True)[0]
       penalty = losses.gradient_penalty(score_fn, packs(real), packs(fake), rng)
-    weight = self.gp_weight
     if self.regularizer == "r1":
-      packs = lambda x: x.reshape((x.shape[0] // self.pack, self.pack) + x.shape[1:])
-      score_fn = lambda p: self.scores(critic_params, critic_stats, p.reshape(real.shape), onehot, True)[0]
       # Lazy regularisation (StyleGAN2 sec. 3.1): every r1_every-th step, weighted r1_every times.
       penalty = lax.cond(apply_r1, lambda: losses.r1_penalty(score_fn, packs(real)), lambda: jnp.zeros(()))
       weight = self.r1_gamma / 2 * self.r1_every
