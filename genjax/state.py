@@ -31,6 +31,15 @@ class TrainState:
                extras={} if extras is None else extras, skipped=jnp.zeros((), jnp.int32))
 
 
+# A run's base key is fold_in(key(config.seed), TRAIN_KEY_SALT): apart from the key `init` gets.
+TRAIN_KEY_SALT = 1
+
+
+def train_key(seed_key: jax.Array) -> jax.Array:
+  """The base key (`TrainState.rng`) of the run whose init key is `seed_key` = key(config.seed)."""
+  return jax.random.fold_in(seed_key, TRAIN_KEY_SALT)
+
+
 def step_key(state: TrainState) -> jax.Array:
   """The key of this step: a pure function of (base key, step)."""
   return jax.random.fold_in(state.rng, state.step)

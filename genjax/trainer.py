@@ -27,7 +27,7 @@ from genjax.config import ConfigError
 from genjax.objective import has_ability
 from genjax.registry import MODELS
 from genjax.safety import StopRequest, WorkdirLock, check_resume_config
-from genjax.state import TrainState, step_key
+from genjax.state import TrainState, step_key, train_key
 
 # Salt for the fixed key of periodic pictures, so they use the same noise at every snapshot.
 _PICTURE_KEY_SALT = 0x5EED
@@ -128,12 +128,12 @@ class Run:
   # -- state
   def _init_fn(self):
     objective = self.objective
-    train_key = jax.random.fold_in(jax.random.key(self.config.seed), 1)
+    base_key = train_key(jax.random.key(self.config.seed))
 
     def init(rng, batch):
       # The trainer owns the step and the base key; the family owns everything else.
       state = objective.init(rng, batch)
-      return state.replace(step=jnp.zeros((), jnp.int32), rng=train_key)
+      return state.replace(step=jnp.zeros((), jnp.int32), rng=base_key)
     return init
 
   def abstract_state(self, batch) -> Any:

@@ -29,11 +29,7 @@ from genjax import data as genjax_data
 from genjax.config import ConfigError, require
 from genjax.objective import as_numpy, has_ability
 from genjax.registry import MODELS
-from genjax.state import TrainState
-
-# The trainer's train key is fold_in(key(seed), TRAIN_KEY_SALT) (genjax/trainer.py Run._init_fn).
-TRAIN_KEY_SALT = 1
-
+from genjax.state import TrainState, step_key, train_key
 
 def num_seeds(config: ConfigDict) -> int:
   return config.get("num_seeds", 1)
@@ -71,7 +67,7 @@ class SeedsObjective:
 
   def train_keys(self) -> jax.Array:
     """[S] train keys fold_in(key(seed + s), 1): each single run's `state.rng`."""
-    return jax.vmap(lambda k: jax.random.fold_in(k, TRAIN_KEY_SALT))(self.seed_keys())
+    return jax.vmap(train_key)(self.seed_keys())
 
   def host_batches(self, step) -> dict[str, np.ndarray]:
     """[S, B, ...] rows of step `step` for every seed (the single runs' `Batches`)."""
@@ -103,9 +99,9 @@ class SeedsObjective:
     del rng  # each seed uses its single run's step key
     batches = self.seed_batches(batch, state.step)
 
-    def one_seed(train_key, params, opt_state, extras, seed_batch):
-      single = self.seed_state(state, train_key, params, opt_state, extras)
-      new, metrics = self.inner.step(single, seed_batch, jax.random.fold_in(train_key, state.step))
+    def one_seed(base_key, params, opt_state, extras, seed_batch):
+      single = self.seed_state(state, base_key, params, opt_state, extras)
+      new, metrics = self.inner.step(single, seed_batch, step_key(single))
       return new.params, new.opt_state, new.extras, metrics
 
     params, opt_state, extras, metrics = jax.vmap(one_seed)(
