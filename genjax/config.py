@@ -39,6 +39,8 @@ def validate(config: ConfigDict) -> None:
     if config[group].name not in registry:
       raise ConfigError(f"config.{group}.name={config[group].name!r} is unknown; "
                         f"known: {', '.join(registry.names())}")
+  from genjax.data import validate_options
+  validate_options(config.dataset)  # reading options, and the dataset's own (e.g. a folder's path)
   optimizer = config.get("optimizer")
   if not isinstance(optimizer, ConfigDict) or "name" not in optimizer:
     raise ConfigError("config.optimizer must be a ConfigDict with a 'name' and a 'learning_rate'")

@@ -13,7 +13,8 @@ from genjax.config import ConfigError
 
 # Keys that only schedule a run, or say where files are: a resumed run may change them freely.
 SCHEDULE_KEYS = frozenset({"num_steps", "log_every", "checkpoint_every", "sample_every",
-                           "keep_checkpoints", "dataset.data_dir", "dataset.manual_dir"})
+                           "keep_checkpoints", "dataset.data_dir", "dataset.manual_dir",
+                           "dataset.in_memory", "dataset.read_threads", "dataset.read_workers"})
 
 
 class WorkdirLock:

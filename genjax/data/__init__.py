@@ -5,10 +5,17 @@ reads it; arrays are memoised per process. Configs name the dataset (`dataset.na
 options; each spec declares its options with defaults, and `dataset_options()` is their union, which
 every experiment's `dataset` sub-config carries, so any dataset's option can be set from the command
 line on any experiment (`--config.dataset.name=fashion_mnist --config.dataset.manual_dir=DIR`).
+
+Training reads `train_source(config)`: the train split held in memory when it is small
+(`dataset.in_memory='auto'`: at most IN_MEMORY_LIMIT_BYTES stored), else row by row from its
+array_record files, in the served form (8-bit pixels as uint8, see genjax/data/pipeline.py).
+`dataset.name='folder'` is any directory of PNG/JPEG files (`dataset.path`), prepared once at
+`dataset.image_size`.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Any, Callable
@@ -18,12 +25,15 @@ import numpy as np
 from genjax.data import builders
 from genjax.data.builders import check_split
 from genjax.data.idx import DatasetError
-from genjax.data.pipeline import Batches, dynamic_binarize, eval_batches
+from genjax.data.pipeline import (ArraySource, Batches, RecordSource, as_float, batch_stream, dynamic_binarize,
+                                  eval_batches, served, to_float)
 from genjax.registry import DATASETS
 
 __all__ = [
-    "Batches", "DatasetError", "DatasetSpec", "data_dir", "dataset_options", "dataset_spec", "dynamic_binarize", "example_shape",
-    "eval_batches", "levels", "load_dataset", "num_classes", "toy2d_mode_centres", "toy2d_std",
+    "ArraySource", "Batches", "DatasetError", "DatasetSpec", "RecordSource", "as_float", "batch_stream", "data_dir",
+    "dataset_options", "dataset_spec", "dynamic_binarize", "example_shape", "eval_batches", "levels",
+    "load_dataset", "num_classes", "read_options", "served_arrays", "to_float", "toy2d_mode_centres",
+    "toy2d_std", "train_source", "validate_options",
 ]
 
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "genjax", "tensorflow_datasets")
@@ -35,15 +45,26 @@ class DatasetSpec:
   name: str
   kind: str  # 'image' or 'points'
   num_classes: int
-  load: Callable[[Config, str], dict]  # (dataset_config, split) -> {'x', 'label'} arrays
+  # (dataset_config, split) -> {'x', 'label', ...} float arrays; None: the split is read from `builder`
+  load: Callable[[Config, str], dict] | None
   # option -> default, typed so the command line can override it
   options: dict = dataclasses.field(default_factory=dict)
   # Grey levels of the stored pixels (x = k / (levels - 1)); 0: continuous values (points, resized faces).
   levels: int = 256
+  # dataset_config -> its prepared TFDS builder, whose array_record files can be read row by row
+  builder: Callable[[Config], Any] | None = None
+  # stored x / scale is the float x; 255: 8-bit pixels, which the pipeline serves as uint8
+  scale: float = 1.0
+  # dataset_config -> None, or a one-line ConfigError for a bad option (see `validate_options`)
+  validate: Callable[[Config], None] | None = None
 
 
-# Options every dataset understands.
-COMMON_OPTIONS = {"data_dir": "", "binarize": False}
+# Options every dataset understands: where data is prepared, binarisation, and how training reads
+# it (in memory or from array_record; grain reader threads and worker processes).
+COMMON_OPTIONS = {"data_dir": "", "binarize": False, "in_memory": "auto", "read_threads": 2,
+                  "read_workers": 0}
+IN_MEMORY = ("auto", "yes", "no")
+IN_MEMORY_LIMIT_BYTES = 1 << 30  # 'auto' holds a train split of up to 1 GiB (stored form) in memory
 
 
 def dataset_options() -> dict:
@@ -80,9 +101,11 @@ def levels(config: Config) -> int:
 
 
 def num_classes(config: Config) -> int:
-  """Label count for these options: the spec's, except toy2d whose count follows `mixture`."""
+  """Label count for these options: the spec's, except toy2d's (`mixture`) and a folder's (its classes)."""
   spec = dataset_spec(config)
-  return len(toy2d_mode_centres(config)) if spec.name == "toy2d" else spec.num_classes
+  if spec.name == "toy2d":
+    return len(toy2d_mode_centres(config))
+  return folder_builder_config(config).num_classes if spec.name == "folder" else spec.num_classes
 
 
 def _to_plain(config: Config) -> dict:
@@ -93,51 +116,108 @@ def _to_plain(config: Config) -> dict:
 _CACHE: dict = {}
 
 
-def load_dataset(config: Config, split: str) -> dict[str, np.ndarray]:
-  """{'x': float32 images [N,H,W,C] in [0,1] or points [N,2], 'label': int32 [N]}, memoised."""
-  spec = dataset_spec(config)
-  check_split(split)
-  key = (json.dumps(_to_plain(config), sort_keys=True, default=repr), data_dir(config), split)
+def _memo(kind: str, config: Config, split: str, make: Callable[[], dict]) -> dict:
+  """make() once per (kind, options, data_dir, split) and process, frozen for sharing."""
+  key = (kind, json.dumps(_to_plain(config), sort_keys=True, default=repr), data_dir(config), split)
   if key not in _CACHE:
-    arrays = paired.paired_view(config, split, spec.load(config, split))  # unchanged unless dataset.task
+    arrays = make()
     for array in arrays.values():
       array.flags.writeable = False  # shared between callers: mutation would poison the memo
     _CACHE[key] = arrays
   return _CACHE[key]
 
 
+def served_arrays(config: Config, split: str) -> dict[str, np.ndarray]:
+  """A split as the pipeline serves it (8-bit pixels uint8, other x float32, int32 labels), memoised."""
+  spec = dataset_spec(config)
+  check_split(split)
+
+  def make() -> dict:
+    if spec.builder is None:
+      return spec.load(config, split)
+    return served(*builders.read_split(spec.builder(config), split), spec.scale)
+  return _memo("served", config, split, make)
+
+
+def load_dataset(config: Config, split: str) -> dict[str, np.ndarray]:
+  """{'x': float32 images [N,H,W,C] in [0,1] or points [N,2], 'label': int32 [N]}, memoised."""
+  served_arrays(config, split)  # unknown names and splits fail here first
+  return _memo("float", config, split,  # the paired view is a no-op unless dataset.task is set
+               lambda: paired.paired_view(config, split, as_float(served_arrays(config, split))))
+
+
 def example_shape(config: Config) -> tuple[int, ...]:
   """The shape of one x ([H, W, C] or [2]): models size their decoders and samplers from it."""
-  return tuple(load_dataset(config, "test")["x"].shape[1:])
+  spec = dataset_spec(config)
+  if spec.builder is None:
+    return tuple(load_dataset(config, "test")["x"].shape[1:])
+  return tuple(spec.builder(config).info.features["x"].shape)  # no split decoded
 
 
-def _read(builder_cls, config: Config, split: str, builder_config=None,
-          manual_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Prepare (once) and read one split of a builder under this config's data_dir."""
-  kwargs = {"config": builder_config} if builder_config is not None else {}
-  builder = builder_cls(data_dir=data_dir(config), file_format="array_record", **kwargs)
-  return builders.read_split(builders.prepare(builder, manual_dir), check_split(split))
+# ----------------------------------------------------------------------------- training reads
+
+def _in_memory(config: Config) -> bool:
+  """Whether training holds the train split in memory: `dataset.in_memory`, 'auto' by stored size."""
+  spec, choice = dataset_spec(config), _get(config, "in_memory", "auto")
+  if spec.builder is None or paired.option(config, "task") or choice == "yes":
+    return True  # no records to read, or paired inputs made for the whole split
+  if choice == "no":
+    return False
+  info = spec.builder(config).info
+  x = info.features["x"]
+  stored = info.splits["train"].num_examples * int(np.prod(x.shape)) * np.dtype(x.np_dtype).itemsize
+  return stored <= IN_MEMORY_LIMIT_BYTES
 
 
-def _arrays(x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
-  """The served form: float32 x divided by `scale`, int32 labels."""
-  return {"x": x.astype(np.float32) / np.float32(scale), "label": y.astype(np.int32)}
+def train_source(config: Config) -> ArraySource | RecordSource:
+  """The train split's rows for `Batches`: in memory, or read on demand from its array_record files."""
+  if _in_memory(config):
+    task = paired.option(config, "task")
+    return ArraySource(load_dataset(config, "train") if task else served_arrays(config, "train"))
+  spec = dataset_spec(config)
+  return RecordSource(spec.builder(config).as_data_source()["train"], spec.scale)
+
+
+def read_options(config: Config) -> dict:
+  """`batch_stream`'s reader settings from `dataset.read_threads` and `dataset.read_workers`."""
+  return {"threads": int(_get(config, "read_threads", COMMON_OPTIONS["read_threads"])),
+          "workers": int(_get(config, "read_workers", COMMON_OPTIONS["read_workers"]))}
+
+
+def validate_options(config: Config) -> None:
+  """A one-line ConfigError for a bad reading option or dataset option, before anything is written."""
+  from genjax.config import require
+  spec = dataset_spec(config)
+  choice = _get(config, "in_memory", "auto")
+  require(choice in IN_MEMORY, "dataset.in_memory", choice, "'auto' (by size), 'yes' or 'no'")
+  task = paired.option(config, "task")
+  if choice == "no":
+    require(spec.builder is not None and not task, "dataset.in_memory", choice,
+            f"'auto' or 'yes' for dataset.name={spec.name!r} with dataset.task={task!r} (held in memory)")
+  for key, low in (("read_threads", 1), ("read_workers", 0)):
+    value = _get(config, key, COMMON_OPTIONS[key])
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= low, f"dataset.{key}", value,
+            f"an integer >= {low}")
+  if spec.validate is not None:
+    spec.validate(config)
+
+
+def _prepared(builder_cls, builder_config: Callable[[Config], Any] | None = None) -> Callable[[Config], Any]:
+  """config -> the builder prepared (once) under the config's data_dir, with its options' BuilderConfig."""
+  def builder(config: Config):
+    kwargs = {"config": builder_config(config)} if builder_config is not None else {}
+    return builders.prepare(builder_cls(data_dir=data_dir(config), file_format="array_record", **kwargs))
+  return builder
 
 
 # ----------------------------------------------------------------------------- digits / faces
 
-def _load_digits(config: Config, split: str) -> dict:
-  """sklearn 8x8 digits stored as 0..16, served in [0, 1]."""
-  return _arrays(*_read(builders.GenjaxDigits, config, split), scale=16.0)
-
-
-def _load_faces(config: Config, split: str) -> dict:
-  """LFW subset: 100 faces (label 1) and 100 non-face background patches (label 0), all kept."""
-  return _arrays(*_read(builders.GenjaxFaces, config, split))
-
-
-DATASETS.register("digits")(DatasetSpec("digits", "image", 10, _load_digits, levels=17))
-DATASETS.register("faces")(DatasetSpec("faces", "image", 2, _load_faces, levels=0))
+# sklearn 8x8 digits stored as 0..16, served in [0, 1].
+DATASETS.register("digits")(DatasetSpec("digits", "image", 10, None, levels=17,
+                                        builder=_prepared(builders.GenjaxDigits), scale=16.0))
+# LFW subset: 100 faces (label 1) and 100 non-face background patches (label 0), stored as floats.
+DATASETS.register("faces")(DatasetSpec("faces", "image", 2, None, levels=0,
+                                       builder=_prepared(builders.GenjaxFaces)))
 
 
 # ----------------------------------------------------------------------------- textures
@@ -158,14 +238,10 @@ def textures_builder_config(config: Config) -> builders.TexturesConfig:
   return predefined.get(name) or builders.TexturesConfig(name=name, crop_size=crop, crops_per_texture=count)
 
 
-def _load_textures(config: Config, split: str) -> dict:
-  """brick / grass / gravel crops (labels 0/1/2): n per texture train, n // 4 test, in [0, 1]."""
-  x, y = _read(builders.GenjaxTextures, config, split, textures_builder_config(config))
-  return _arrays(x, y, scale=255.0)
-
-
-DATASETS.register("textures")(DatasetSpec("textures", "image", len(builders.TEXTURES),
-                                          _load_textures, TEXTURE_OPTIONS))
+# brick / grass / gravel crops (labels 0/1/2): n per texture train, n // 4 test, 8-bit.
+DATASETS.register("textures")(DatasetSpec(
+    "textures", "image", len(builders.TEXTURES), None, TEXTURE_OPTIONS,
+    builder=_prepared(builders.GenjaxTextures, textures_builder_config), scale=255.0))
 
 
 # ----------------------------------------------------------------------------- toy2d
@@ -207,13 +283,10 @@ def toy2d_builder_config(config: Config) -> builders.Toy2dConfig:
   return builders.Toy2dConfig(name=builders.options_name(options["mixture"], options), **options)
 
 
-def _load_toy2d(config: Config, split: str) -> dict:
-  """Mixture samples, float32 [N, 2], label = mode index."""
-  return _arrays(*_read(builders.GenjaxToy2d, config, split, toy2d_builder_config(config)))
-
-
-# The spec says 8 (the default ring); the grid has 25 modes: use `num_classes(config)`.
-DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, _load_toy2d, TOY2D_OPTIONS, levels=0))
+# Mixture samples, float32 [N, 2], label = mode index. The spec says 8 classes (the default ring);
+# the grid has 25 modes: use `num_classes(config)`.
+DATASETS.register("toy2d")(DatasetSpec("toy2d", "points", 8, None, TOY2D_OPTIONS, levels=0,
+                                       builder=_prepared(builders.GenjaxToy2d, toy2d_builder_config)))
 
 
 # ----------------------------------------------------------------------------- mnist-format
@@ -228,25 +301,89 @@ def idx_manual_dir(config: Config) -> str | None:
   return None
 
 
-def _idx_loader(name: str, builder_cls) -> Callable[[Config, str], dict]:
-  """A loader that checks the four idx files before TFDS sees them (only until prepared)."""
-  def load(config: Config, split: str) -> dict:
+def _idx_builder(name: str, builder_cls) -> Callable[[Config], Any]:
+  """A prepared builder that checks the four idx files before TFDS sees them (only until prepared)."""
+  def builder(config: Config):
     builder = builder_cls(data_dir=data_dir(config), file_format="array_record")
     manual = idx_manual_dir(config)
     if not builder.is_prepared():
       message = builders.missing_idx_message(name, manual)
       if message:
         raise DatasetError(message)
-    x, y = builders.read_split(builders.prepare(builder, manual), check_split(split))
-    return _arrays(x, y, scale=255.0)
-  return load
+    return builders.prepare(builder, manual)
+  return builder
 
 
 IDX_OPTIONS = {"manual_dir": ""}  # '' for fashion_mnist: Debian's dataset-fashion-mnist folder
-DATASETS.register("mnist")(DatasetSpec("mnist", "image", 10,
-                                       _idx_loader("mnist", builders.GenjaxMnist), IDX_OPTIONS))
-DATASETS.register("fashion_mnist")(DatasetSpec("fashion_mnist", "image", 10,
-                                               _idx_loader("fashion_mnist",
-                                                           builders.GenjaxFashionMnist), IDX_OPTIONS))
+for _name, _builder_cls in (("mnist", builders.GenjaxMnist), ("fashion_mnist", builders.GenjaxFashionMnist)):
+  DATASETS.register(_name)(DatasetSpec(_name, "image", 10, None, IDX_OPTIONS,
+                                       builder=_idx_builder(_name, _builder_cls), scale=255.0))
+
+
+# ----------------------------------------------------------------------------- folder
+
+# image_size is also the exemplar's option (the side its images are brought to), so the same default.
+FOLDER_OPTIONS = {"path": "", "image_size": 256, "channels": 0, "on_corrupt": "skip"}
+
+
+def _folder_options(config: Config) -> tuple:
+  """(absolute path or '', image_size, channels (0: as the files are), on_corrupt)."""
+  path = _get(config, "path", FOLDER_OPTIONS["path"])
+  full = os.path.abspath(os.path.expanduser(path)) if path else ""
+  return (full, *(_get(config, key, FOLDER_OPTIONS[key]) for key in ("image_size", "channels", "on_corrupt")))
+
+
+def _holds_images(path: str) -> bool:
+  """Whether any PNG/JPEG file lies below `path` (stops at the first)."""
+  return any(f.lower().endswith(builders.IMAGE_EXTENSIONS) for _, _, files in os.walk(path) for f in files)
+
+
+def validate_folder(config: Config) -> None:
+  """A one-line ConfigError for a missing or empty folder or a bad folder option (nothing read yet)."""
+  from genjax.config import require
+  path, size, channels, on_corrupt = _folder_options(config)
+  require(bool(path) and os.path.isdir(path) and _holds_images(path), "dataset.path", config.get("path"),
+          "a directory holding PNG/JPEG files (optionally one subdirectory per class)")
+  require(isinstance(size, int) and not isinstance(size, bool) and size >= 1, "dataset.image_size", size,
+          "an integer >= 1 (the side of the square images)")
+  require(channels in (0, 1, 3) and not isinstance(channels, bool), "dataset.channels", channels,
+          "0 (as the first file is), 1 (grey) or 3 (RGB)")
+  require(on_corrupt in builders.ON_CORRUPT, "dataset.on_corrupt", on_corrupt,
+          "'skip' (leave unreadable files out, counted in a log line) or 'error' (stop, naming the file)")
+
+
+def folder_builder_config(config: Config) -> builders.FolderConfig:
+  """One prepared directory per (folder contents, image_size, channels, on_corrupt)."""
+  return _folder_config(*_folder_options(config))
+
+
+@functools.lru_cache(maxsize=64)  # a folder is listed once per process and option set
+def _folder_config(path: str, size: int, channels: int, on_corrupt: str) -> builders.FolderConfig:
+  files = builders.folder_files(path) if path else []
+  if not files:
+    raise DatasetError(f"dataset.path {path!r} holds no PNG/JPEG files; set it to a directory of images "
+                       f"(optionally one subdirectory per class)")
+  channels = channels or _first_channels(path, files)
+  options = {"path": path, "image_size": size, "channels": channels, "on_corrupt": on_corrupt,
+             "files": builders.folder_fingerprint(path, files)}
+  return builders.FolderConfig(name=builders.options_name("folder", options), path=path, image_size=size,
+                               channels=channels, on_corrupt=on_corrupt,
+                               num_classes=len({label for _, label in files}))
+
+
+def _first_channels(path: str, files: list) -> int:
+  """The channel count of the first readable file (1: grey, 3: colour); every image is read so."""
+  for name, _ in files:
+    try:
+      return builders.image_channels(os.path.join(path, name))
+    except DatasetError:
+      continue
+  raise DatasetError(f"dataset.path {path}: none of its {len(files)} PNG/JPEG files can be read")
+
+
+# A directory of PNG/JPEG files as 8-bit squares; label = the file's subdirectory (see builders.py).
+DATASETS.register("folder")(DatasetSpec(
+    "folder", "image", 1, None, FOLDER_OPTIONS, scale=255.0,
+    builder=_prepared(builders.GenjaxFolder, folder_builder_config), validate=validate_folder))
 from genjax.data import paired  # noqa: E402  paired views (dataset.task) for image-to-image models
 from genjax.data import exemplar  # noqa: E402,F401  one exemplar image (texture synthesis, style transfer)

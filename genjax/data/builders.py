@@ -8,6 +8,8 @@ The pure `*_splits` functions produce the raw arrays; the builders only serialis
 """
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -15,6 +17,7 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from genjax.data import idx
 
@@ -26,6 +29,10 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # Pillow modes read as one grey channel
+FOLDER_TEST_EVERY = 10  # every 10th file (sorted order) is a test image
+ON_CORRUPT = ("skip", "error")
 
 Splits = dict  # split name -> (x, label) arrays
 
@@ -161,6 +168,84 @@ def missing_idx_message(name: str, manual_dir: str | None) -> str | None:
   return msg
 
 
+def folder_files(path: str) -> list[tuple[str, int]]:
+  """(path relative to `path`, label) of every PNG/JPEG below `path`, sorted; the label is the index
+  of the file's top-level subdirectory among the sorted ones (files directly in `path` come first)."""
+  found = []
+  for root, _, files in os.walk(path):
+    found += [os.path.relpath(os.path.join(root, f), path) for f in files
+              if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+  found.sort()
+  classes = sorted({_class_name(f) for f in found})
+  return [(f, classes.index(_class_name(f))) for f in found]
+
+
+def _class_name(relative: str) -> str:
+  """The top-level subdirectory of a file ('' for a file directly in the folder)."""
+  head, _, rest = relative.partition(os.sep)
+  return head if rest else ""
+
+
+def folder_fingerprint(path: str, files: list[tuple[str, int]]) -> str:
+  """A digest of every file's name, size and mtime: editing the folder prepares it anew."""
+  stats = [(f, os.stat(os.path.join(path, f))) for f, _ in files]
+  listing = [(f, s.st_size, s.st_mtime_ns) for f, s in stats]
+  return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:16]
+
+
+def folder_split(files: list, split: str) -> list:
+  """Every FOLDER_TEST_EVERY-th file (by sorted position, corrupt ones included) is test, the rest train."""
+  test = check_split(split) == "test"
+  return [f for i, f in enumerate(files) if (i % FOLDER_TEST_EVERY == FOLDER_TEST_EVERY - 1) == test]
+
+
+def image_channels(path: str) -> int:
+  """1 for a grey image file, 3 otherwise; DatasetError if it cannot be read."""
+  from PIL import Image
+  with _image_errors(path):
+    with Image.open(path) as image:
+      return 1 if image.mode in GREY_MODES else 3
+
+
+def folder_image(path: str, size: int, channels: int) -> np.ndarray:
+  """uint8 [size, size, channels]: the centre square of the image file, resized to `size`."""
+  from PIL import Image, ImageOps
+  with _image_errors(path):
+    with Image.open(path) as image:
+      image = ImageOps.fit(image.convert("L" if channels == 1 else "RGB"), (size, size),
+                           Image.Resampling.BICUBIC)
+  return np.asarray(image, np.uint8).reshape(size, size, channels)
+
+
+@contextlib.contextmanager
+def _image_errors(path: str):
+  """Pillow's many failures on a bad file, as one DatasetError naming it."""
+  from PIL import Image, UnidentifiedImageError
+  try:
+    yield
+  except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    raise idx.DatasetError(f"image file {path} is not a readable PNG/JPEG image "
+                           f"({type(e).__name__}: {str(e)[:100]})") from e
+
+
+def ordered_map(function, items: list, chunk: int = 256):
+  """function(item) for each item, in order, on a thread pool (Pillow decodes without the GIL);
+  chunked, so at most `chunk` results wait in memory."""
+  with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    for start in range(0, len(items), chunk):
+      yield from pool.map(_outcome(function), items[start:start + chunk])
+
+
+def _outcome(function):
+  """function -> a function returning (result, None) or (None, the DatasetError it raised)."""
+  def call(item):
+    try:
+      return function(item), None
+    except idx.DatasetError as e:
+      return None, e
+  return call
+
+
 # ----------------------------------------------------------------------------- TFDS builders
 
 def options_name(prefix: str, options: dict) -> str:
@@ -178,10 +263,14 @@ class _ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   code_path = None
   X_SHAPE: tuple = ()
   X_DTYPE = np.uint8
+  # NONE (TFDS's default: one int64 per pixel) for the original builders, whose prepared files stay
+  # valid; BYTES (the raw array, 8x smaller, ~20x faster to write and decode) for large image sets.
+  X_ENCODING = tfds.features.Encoding.NONE
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = tfds.features.FeaturesDict({
-        "x": tfds.features.Tensor(shape=self.X_SHAPE or self._x_shape(), dtype=self.X_DTYPE),
+        "x": tfds.features.Tensor(shape=self.X_SHAPE or self._x_shape(), dtype=self.X_DTYPE,
+                                  encoding=self.X_ENCODING),
         "label": tfds.features.Tensor(shape=(), dtype=np.int64),
     })
     return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("x", "label"),
@@ -254,6 +343,46 @@ class GenjaxToy2d(_ArrayBuilder, skip_registration=True):
   def _splits(self, dl_manager):
     c = self.builder_config
     return toy2d_splits(c.mixture, c.radius, c.spacing, c.std, c.num_train, c.num_test)
+
+
+@dataclasses.dataclass(eq=False)
+class FolderConfig(tfds.core.BuilderConfig):
+  path: str = ""
+  image_size: int = 64
+  channels: int = 3
+  on_corrupt: str = "skip"
+  num_classes: int = 1  # derived from the listing (which the config's name digests)
+
+
+class GenjaxFolder(_ArrayBuilder, skip_registration=True):
+  """A directory of PNG/JPEG files (one subdirectory per class, or none) as uint8 squares."""
+  X_ENCODING = tfds.features.Encoding.BYTES
+
+  def _x_shape(self):
+    c = self.builder_config
+    return (c.image_size, c.image_size, c.channels)
+
+  def _split_generators(self, dl_manager):
+    files = folder_files(self.builder_config.path)
+    return {split: self._generate_images(folder_split(files, split)) for split in SPLITS}
+
+  def _generate_images(self, files: list[tuple[str, int]]):
+    """Records in file order; an unreadable file is skipped (and counted) or stops preparing."""
+    c = self.builder_config
+    read = lambda file: folder_image(os.path.join(c.path, file[0]), c.image_size, c.channels)
+    skipped, key = [], 0
+    for (name, label), (x, error) in zip(files, ordered_map(read, files)):
+      if error is not None:
+        if c.on_corrupt == "error":
+          raise idx.DatasetError(f"{error} (dataset.on_corrupt='error'; 'skip' leaves such files out)")
+        skipped.append(name)
+        continue
+      yield key, {"x": x, "label": label}
+      key += 1
+    if skipped:
+      logging.warning("dataset.path %s: skipped %d unreadable image file(s) of %d in this split "
+                      "(first: %s); dataset.on_corrupt='error' stops on them instead",
+                      c.path, len(skipped), len(files), skipped[0])
 
 
 class _IdxBuilder(_ArrayBuilder, skip_registration=True):

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from genjax.data.builders import GREY_MODES
 from genjax.data.idx import DatasetError
 from genjax.registry import DATASETS
 
@@ -32,7 +33,7 @@ def read_image_file(path: str) -> np.ndarray:
   try:
     with Image.open(full) as image:
       image.load()
-      grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+      grey = image.mode in GREY_MODES
       array = np.asarray(image.convert("L" if grey else "RGB"), np.float32) / 255.0
   except (UnidentifiedImageError, OSError, ValueError) as e:
     raise DatasetError(f"image file {full} is not a readable PNG/JPEG image ({type(e).__name__})") from e
