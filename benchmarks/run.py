@@ -29,7 +29,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from benchmarks.workloads import IMAGE, Workload, synthetic_batches, workloads
+from benchmarks.workloads import Workload, synthetic_batches, workloads
 from genjax import trainer
 
 CONTENDERS = ("genjax", "genjax_feed", "genjax_xla", "minimal", "torch_eager", "torch_compile")
@@ -82,10 +82,14 @@ class ForeignLoad:
     return False
 
 
-def _set_image_shape(objective) -> None:
+def _set_image_shape(objective, image: tuple) -> None:
   """Families that read H, W, C from the dataset get the synthetic shape instead."""
   if isinstance(getattr(type(objective), "data_shape", None), functools.cached_property):
-    objective.__dict__["data_shape"] = IMAGE
+    objective.__dict__["data_shape"] = tuple(image)
+
+
+def num_params(params) -> int:
+  return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
 
 
 def genjax_contender(workload: Workload, batches: list[dict], feed: bool,
@@ -93,7 +97,7 @@ def genjax_contender(workload: Workload, batches: list[dict], feed: bool,
   """n -> seconds for n trainer steps; `feed` shards each host batch inside the loop;
   `compiler_options` {} compiles with XLA's defaults instead of genjax's (genjax/xla_options.py)."""
   run = trainer.Run(workload.config, os.path.join(tempfile.gettempdir(), "genjax-bench"))  # writes nothing
-  _set_image_shape(run.objective)
+  _set_image_shape(run.objective, workload.image)
   sharded = [trainer.shard_batch(b, run.mesh) for b in batches]
   state = run.init_state(sharded[0])
   train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh),
@@ -110,6 +114,7 @@ def genjax_contender(workload: Workload, batches: list[dict], feed: bool,
       history.append(metrics)
     jax.block_until_ready((state, history))
     return time.perf_counter() - start
+  steps.num_params = num_params(state.params)
   return steps
 
 
@@ -126,7 +131,16 @@ def minimal_contender(workload: Workload, batches: list[dict]) -> Callable[[int]
       losses.append(loss)
     jax.block_until_ready((state, losses))
     return time.perf_counter() - start
+  steps.num_params = num_params(state[0])
   return steps
+
+
+def fastest_torch_threads(timed: Callable[[int, int], float]) -> int:
+  """The faster of 1 and all threads for `timed(steps, threads) -> seconds`, after a warm-up at each."""
+  candidates = sorted({1, TORCH_THREADS})
+  for threads in candidates:
+    timed(2, threads)  # warm up (and compile) at each setting
+  return min(candidates, key=lambda t: min(timed(3, t) for _ in range(2)))
 
 
 def torch_contender(workload: Workload, batches: list[dict], compile_: bool) -> Callable[[int], float]:
@@ -144,12 +158,11 @@ def torch_contender(workload: Workload, batches: list[dict], compile_: bool) -> 
       step(xs[i % len(xs)])
     return time.perf_counter() - start
 
-  candidates = sorted({1, TORCH_THREADS})
-  for threads in candidates:
-    timed(2, threads)  # warm up (and compile) at each setting
-  best = min(candidates, key=lambda t: min(timed(3, t) for _ in range(2)))
+  best = fastest_torch_threads(timed)
   TORCH_THREADS_USED[workload.name + ("/compile" if compile_ else "")] = best
-  return lambda n: timed(n, best)
+  steps = lambda n: timed(n, best)
+  steps.num_params = getattr(step, "num_params", None)
+  return steps
 
 
 def build(name: str, workload: Workload, batches: list[dict]) -> Callable[[int], float]:
@@ -164,6 +177,13 @@ def build(name: str, workload: Workload, batches: list[dict]) -> Callable[[int],
   return builders[name]()
 
 
+def written(workload: Workload, contender: str) -> bool:
+  """Whether the workload has this contender's implementation (a row may leave out minimal or torch)."""
+  if contender == "minimal":
+    return workload.minimal is not None
+  return workload.torch is not None if contender.startswith("torch") else True
+
+
 def torch_available() -> bool:
   try:
     import torch  # noqa: F401
@@ -174,25 +194,36 @@ def torch_available() -> bool:
 
 def measure(workload: Workload, contenders: list[str], repeats: int, seconds: float) -> dict:
   """Median steps/s per contender; a contender that fails to build or run is reported, not fatal."""
-  batches = synthetic_batches(workload.config, NUM_BATCHES)
-  runners, steps_per_call, errors = {}, {}, {}
-  for name in contenders:
+  batches = synthetic_batches(workload.config, NUM_BATCHES, image=workload.image)
+  runners, steps_per_call, errors, params = {}, {}, {}, {}
+  multiple = workload.steps_multiple
+  for name in (c for c in contenders if written(workload, c)):
     try:
       runner = build(name, workload, batches)
       runner(2)  # compile / trace / warm the caches
       calibration = runner(3) / 3
-      steps_per_call[name] = max(3, int(seconds / max(calibration, 1e-6)))
+      calls = max(3, int(seconds / max(calibration, 1e-6)))
+      steps_per_call[name] = -(-calls // multiple) * multiple  # each call pays a lazy regulariser alike
       runners[name] = runner
+      params[name] = getattr(runner, "num_params", None)
     except Exception as e:  # torch.compile without a compiler, an op a backend lacks, ...
       errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+  rates = interleaved_rates(runners, steps_per_call, repeats)
+  return {"steps_per_s": {k: statistics.median(v) for k, v in rates.items()},
+          "spread": {k: (min(v), max(v)) for k, v in rates.items()}, "errors": errors, "params": params,
+          "not_written": [c for c in contenders if not written(workload, c)]}
+
+
+def interleaved_rates(runners: dict[str, Callable[[int], float]], steps_per_call: dict[str, int],
+                      repeats: int) -> dict[str, list[float]]:
+  """steps/s of each timed call, contenders in a rotating order so other processes' load hits them alike."""
   rates = {name: [] for name in runners}
   order = list(runners)
   for r in range(repeats):
-    for name in order[r % len(order):] + order[:r % len(order)]:  # rotate the order each repeat
+    for name in order[r % len(order):] + order[:r % len(order)]:
       n = steps_per_call[name]
       rates[name].append(n / runners[name](n))
-  return {"steps_per_s": {k: statistics.median(v) for k, v in rates.items()},
-          "spread": {k: (min(v), max(v)) for k, v in rates.items()}, "errors": errors}
+  return rates
 
 
 def machine() -> dict:
@@ -260,13 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             "genjax/torch_eager": ratio(rates, "genjax", "torch_eager"),
             "genjax/torch_compile": ratio(rates, "genjax", "torch_compile"),
             "torch_threads": {k: v for k, v in TORCH_THREADS_USED.items() if k.split("/")[0] == workload.name},
-            "errors": result["errors"]}
+            "params": result["params"], "not_written": result["not_written"], "errors": result["errors"]}
     lines.append(line)
     print(json.dumps(line), flush=True)
   info["load_avg_1m_end"] = load_average()
   info["loaded"] = any(line["loaded"] for line in lines)
   print()
   print(table(lines, contenders))
+  print()
+  print("\n".join(parameter_report(line) for line in lines))
   print(f"\n# load average (1 min) at start {info.get('load_avg_1m_start')}, at end {info.get('load_avg_1m_end')} "
         f"(the end counts this benchmark's own threads)")
   if info["loaded"]:
@@ -280,8 +313,16 @@ def main(argv: list[str] | None = None) -> int:
   return 0
 
 
+def parameter_report(line: dict) -> str:
+  """'# workload parameters: genjax N, torch_eager N (same)': every contender must train the same model."""
+  counts = {k: v for k, v in line.get("params", {}).items() if v is not None}
+  verdict = "same" if len(set(counts.values())) <= 1 else "DIFFERENT"
+  return f"# {line['workload']} parameters: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({verdict})"
+
+
 def table(lines: list[dict], contenders: list[str]) -> str:
-  """Markdown: steps/s per contender, then the two ratios the targets are about."""
+  """Markdown: steps/s per contender ('-': not written for that workload, n/a: failed), then the
+  ratios the targets are about."""
   ratios = (["genjax/genjax_xla"] if "genjax_xla" in contenders else []) + [
       "genjax/minimal", "genjax/torch_eager"]
   head = ["workload", *contenders, *ratios, "other processes (cores)"]
@@ -289,7 +330,8 @@ def table(lines: list[dict], contenders: list[str]) -> str:
   for line in lines:
     cells = [line["workload"]]
     for c in contenders:
-      cells.append(f"{line['steps_per_s'][c]:.1f}" if c in line["steps_per_s"] else "n/a")
+      cells.append(f"{line['steps_per_s'][c]:.1f}" if c in line["steps_per_s"] else
+                   "-" if c in line.get("not_written", ()) else "n/a")
     for key in ratios:
       cells.append(f"{line[key]:.2f}x" if line[key] is not None else "n/a")
     other = line.get("other_processes_cores")

@@ -3,7 +3,7 @@
 The minimal JAX steps reuse genjax's network modules (the model is the same by construction) and
 write the loss, update and loop by hand, so genjax / minimal measures what the trainer and the
 family objectives add. The PyTorch versions are the same layers, written the usual PyTorch way.
-Inputs are synthetic; shapes are the real ones (28x28x1 images).
+Inputs are synthetic; shapes are the real ones (28x28x1 images; the style generator's 32x32x1).
 """
 from __future__ import annotations
 
@@ -39,11 +39,20 @@ class Sizes:
   cae_hidden: int = 256
   cae_latent: int = 32
   cae_batch: int = 128
+  flow_widths: tuple = (32, 48, 64)  # experiments/realnvp.py
+  flow_dequant_width: int = 16
+  flow_batch: int = 64
+  flow_image: tuple = IMAGE
+  style_channels: int = 64  # experiments/stylegan_fashion.py: latent, w and conv widths
+  style_mapping_layers: int = 8
+  style_batch: int = 32
+  style_image: tuple = (32, 32, 1)
 
 
 SMALL = Sizes(vae_hidden=32, vae_latent=4, vae_batch=16, dcgan_latent=8, dcgan_features=(4, 8),
               dcgan_batch=8, wgan_hidden=16, wgan_latent=8, wgan_chunk=8, cae_hidden=16, cae_latent=4,
-              cae_batch=8)
+              cae_batch=8, flow_widths=(4, 4, 4), flow_dequant_width=4, flow_batch=4, flow_image=(8, 8, 1),
+              style_channels=8, style_mapping_layers=2, style_batch=4, style_image=(8, 8, 1))
 
 
 def sizes() -> Sizes:
@@ -55,13 +64,16 @@ class Workload:
   name: str
   description: str
   config: ConfigDict  # genjax's; batch_size is the global batch
-  minimal: Callable[[ConfigDict, jax.Array], tuple[Callable, Any]]  # -> (jitted step, state)
-  torch: Callable[[ConfigDict, bool], Callable] | None  # (config, compile) -> step(x numpy)
+  minimal: Callable[[ConfigDict, jax.Array], tuple[Callable, Any]] | None  # -> (jitted step, state)
+  torch: Callable[[ConfigDict, bool], Callable] | None  # (config, compile) -> step(x NCHW tensor)
+  image: tuple = IMAGE  # [H, W, C] of the synthetic batches
+  steps_multiple: int = 1  # timed calls take a multiple of this many steps (a lazy regulariser's period)
 
 
-def synthetic_batches(config: ConfigDict, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+def synthetic_batches(config: ConfigDict, count: int, seed: int = 0,
+                      image: tuple = IMAGE) -> list[dict[str, np.ndarray]]:
   rng = np.random.default_rng(seed)
-  return [{"x": rng.random((config.batch_size,) + IMAGE, dtype=np.float32),
+  return [{"x": rng.random((config.batch_size,) + tuple(image), dtype=np.float32),
            "label": rng.integers(0, 10, config.batch_size).astype(np.int32)} for _ in range(count)]
 
 
@@ -224,13 +236,22 @@ def torch_vae(config: ConfigDict, compile_: bool):
   return _torch_step(torch, _maybe_compile(torch, loss_fn, compile_), opt)
 
 
-def _torch_step(torch, loss_fn, opt):
+def _torch_step(torch, loss_fn, opt, before_step: Callable | None = None):
+  """zero_grad, backward, `before_step` (e.g. gradient clipping), opt.step."""
   def step(x):
     opt.zero_grad(set_to_none=True)
     loss = loss_fn(x)
     loss.backward()
+    if before_step is not None:
+      before_step()
     opt.step()
     return loss
+  return _counted(step, opt)
+
+
+def _counted(step: Callable, *opts) -> Callable:
+  """Tags a torch step with the number of parameters its optimizers update, for the report."""
+  step.num_params = sum(p.numel() for opt in opts for group in opt.param_groups for p in group["params"])
   return step
 
 
@@ -291,7 +312,7 @@ def torch_gan(config: ConfigDict, compile_: bool):
     g_opt.step()
     return loss
 
-  return step
+  return _counted(step, g_opt, c_opt)
 
 
 def torch_cae(config: ConfigDict, compile_: bool):
@@ -318,6 +339,43 @@ def torch_cae(config: ConfigDict, compile_: bool):
 # ----------------------------------------------------------------------------- the list
 
 JACOBIAN_NAMES = {"fwd": "jacfwd", "rev": "jacrev", "auto": "closed form (auto)"}
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+
+
+def experiment_config(name: str) -> ConfigDict:
+  """experiments/NAME.py's config, as `--config` loads it."""
+  from genjax.api import get_config
+  return get_config(os.path.join(EXPERIMENTS, f"{name}.py"))
+
+
+def flow_workload(s: Sizes) -> Workload:
+  """experiments/realnvp.py (multi-scale Real NVP, variational dequantization) at batch flow_batch."""
+  from benchmarks.flow_workload import minimal_flow, torch_flow
+  config = experiment_config("realnvp")
+  config.batch_size = s.flow_batch
+  config.model.widths, config.model.dequant_widths = s.flow_widths, (s.flow_dequant_width,)
+  m, (h, w, c) = config.model, s.flow_image
+  couplings = sum(op in ("checkerboard", "channel") for op in m.layers)
+  description = (f"Real NVP multi-scale {h}x{w}x{c}, {couplings} couplings, widths {tuple(m.widths)}, "
+                 f"{m.dequantization} dequantization ({len(m.dequant_layers)} couplings, width "
+                 f"{s.flow_dequant_width}), batch {config.batch_size}")
+  return Workload("flow_realnvp", description, config, minimal_flow,
+                  functools.partial(torch_flow, image=s.flow_image), image=s.flow_image)
+
+
+def style_workload(s: Sizes) -> Workload:
+  """experiments/stylegan_fashion.py (StyleGAN2, lazy R1) at batch style_batch on style_image."""
+  from benchmarks.style_workload import torch_style
+  config = experiment_config("stylegan_fashion")
+  config.batch_size = s.style_batch  # n_critic 1: every critic update sees the whole batch
+  m, (h, w, c) = config.model, s.style_image
+  m.latent_dim = m.w_dim = m.style_channels = s.style_channels
+  m.mapping_layers, m.resolution = s.style_mapping_layers, h
+  description = (f"StyleGAN2 {h}x{w}x{c}, z/w/conv width {s.style_channels}, mapping {m.mapping_layers} "
+                 f"layers, non-saturating, lazy R1 every {m.r1_every}, mixing {m.style_mixing}, EMA, "
+                 f"batch {config.batch_size}")
+  return Workload("style_gan", description, config, None, functools.partial(torch_style, image=s.style_image),
+                  image=s.style_image, steps_multiple=int(m.r1_every))
 
 
 def workloads() -> list[Workload]:
@@ -354,4 +412,6 @@ def workloads() -> list[Workload]:
       *(Workload(f"cae_{mode}", f"CAE MLP {d}-{s.cae_hidden}-{s.cae_latent} sigmoid, J by "
                  f"{JACOBIAN_NAMES[mode]}, batch {c.batch_size}", c, minimal_cae,
                  torch_cae) for mode, c in cae.items()),
+      flow_workload(s),
+      style_workload(s),
   ]

@@ -41,6 +41,8 @@ class FeatureNet:
   apply: Callable[[jax.Array, bool], Features]  # (images [B,H,W,C], periodic) -> feature maps
   largest_filter: int  # its widest window: the smallest image side it accepts
   num_layers: int
+  # (kernel HWIO, bias) per layer where the net has them, for benchmarks that copy them; not compared
+  weights: tuple = dataclasses.field(default=(), compare=False, repr=False)
 
 
 def gram(features: jax.Array) -> jax.Array:
@@ -93,7 +95,7 @@ def random_multiscale_net(channels: int, filter_sizes: Sequence[int], filters_pe
     return [jax.nn.relu(conv(centred, kernel, periodic) + bias) for kernel, bias in layers]
 
   return FeatureNet(f"random_multiscale(sizes={tuple(filter_sizes)}, n={filters_per_size}, seed={seed})",
-                    apply, max(int(k) for k in filter_sizes), len(layers))
+                    apply, max(int(k) for k in filter_sizes), len(layers), tuple(layers))
 
 
 # The classifier's conv stack (3x3; strides 1, 2, 1, 2): its layers and widest window (receptive field).
