@@ -114,6 +114,113 @@ def test_textures_options_get_distinct_configs(data_dir):
   assert small["x"].shape == (12, 8, 8, 1)
 
 
+# ----------------------------------------------------------------------------- folder
+
+def colour(i: int) -> tuple[int, int, int]:
+  """File i's solid colour, so every served image says which file it came from."""
+  return (8 * i, 255 - 8 * i, 100)
+
+
+def write_folder(root, count: int = 30) -> list[str]:
+  """`count` solid-colour PNGs of assorted shapes, alternately in cats/ and dogs/, plus one truncated
+  PNG (a valid header, then cut off); returns the sorted relative names."""
+  from PIL import Image
+  for i in range(count):
+    folder = root / ("cats" if i % 2 == 0 else "dogs")
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (10 + i, 40 - i), colour(i)).save(folder / f"{i:02d}.png")
+  png = (root / "cats" / "00.png").read_bytes()
+  (root / "dogs" / "broken.png").write_bytes(png[:len(png) // 2])
+  return sorted(f"{'cats' if i % 2 == 0 else 'dogs'}/{i:02d}.png" for i in range(count)) + ["dogs/broken.png"]
+
+
+def folder_cfg(data_dir: str, path, **fields) -> ConfigDict:
+  return ConfigDict({**gd.dataset_options(), "name": "folder", "image_size": 8, "data_dir": data_dir,
+                     **fields, "path": str(path)})
+
+
+def test_folder_builder_skips_a_corrupt_file_with_a_count(data_dir, tmp_path, caplog):
+  names = write_folder(tmp_path / "images")
+  config = folder_cfg(data_dir, tmp_path / "images")
+  gd.validate_options(config)
+  with caplog.at_level("WARNING"):
+    splits = {split: gd.load_dataset(config, split) for split in ("train", "test")}
+  assert "skipped 1 unreadable image file(s)" in caplog.text and "dogs/broken.png" in caplog.text
+  test_names = names[9::10]  # every 10th file in sorted order, whether readable or not
+  for split, arrays in splits.items():
+    want = [n for n in names if (n in test_names) == (split == "test") and n != "dogs/broken.png"]
+    files = [int(n[5:7]) for n in want]
+    assert arrays["x"].shape == (len(want), 8, 8, 3)
+    expected = np.broadcast_to(np.array([colour(i) for i in files], np.float32)[:, None, None] / 255,
+                               arrays["x"].shape)
+    np.testing.assert_allclose(arrays["x"], expected, atol=1 / 255)  # one colour per file, in order
+    np.testing.assert_array_equal(arrays["label"], [i % 2 for i in files])  # cats 0, dogs 1
+  assert len(splits["train"]["x"]) + len(splits["test"]["x"]) == 30
+  assert gd.served_arrays(config, "train")["x"].dtype == np.uint8
+  assert gd.num_classes(config) == 2 and gd.example_shape(config) == (8, 8, 3) and gd.levels(config) == 256
+
+
+def test_folder_builder_in_error_mode_names_the_file(data_dir, tmp_path):
+  write_folder(tmp_path / "images", count=12)
+  config = folder_cfg(data_dir, tmp_path / "images", on_corrupt="error")
+  with pytest.raises(gd.DatasetError) as info:
+    gd.load_dataset(config, "train")
+  message = str(info.value)
+  assert "\n" not in message and str(tmp_path / "images" / "dogs" / "broken.png") in message
+  assert "on_corrupt='error'" in message
+  (tmp_path / "images" / "dogs" / "broken.png").unlink()  # fixed: the folder's listing changed
+  gd._folder_config.cache_clear()  # (listed once per process)
+  assert gd.load_dataset(config, "train")["x"].shape == (11, 8, 8, 3)
+
+
+def test_folder_centre_crops_and_follows_the_files_channels(data_dir, tmp_path):
+  from PIL import Image
+  wide = np.zeros((16, 64, 3), np.uint8)
+  wide[..., 2] = 255  # blue margins around a red centre square
+  wide[:, 24:40] = (255, 0, 0)
+  (tmp_path / "rgb").mkdir()
+  for i in range(10):  # a folder needs 10 files: the 10th is its test image
+    Image.fromarray(wide).save(tmp_path / "rgb" / f"wide{i}.png")
+  x = gd.load_dataset(folder_cfg(data_dir, tmp_path / "rgb"), "train")["x"][0]
+  np.testing.assert_array_equal(x[:, 1:7], np.broadcast_to([1.0, 0.0, 0.0], (8, 6, 3)))
+  assert (x[..., 0] > 0.8).all() and (x[..., 2] < 0.2).all()  # only resampling blurs the crop's edge
+  (tmp_path / "grey").mkdir()
+  Image.new("L", (20, 20), 51).save(tmp_path / "grey" / "a.png")
+  for i in range(9):
+    Image.new("RGB", (20, 20), (51, 51, 51)).save(tmp_path / "grey" / f"b{i}.jpg")
+  grey = gd.load_dataset(folder_cfg(data_dir, tmp_path / "grey"), "train")["x"]
+  assert grey.shape == (9, 8, 8, 1)  # the first file is grey: every image is read grey
+  np.testing.assert_allclose(grey, 51 / 255, atol=1 / 255)
+  assert gd.example_shape(folder_cfg(data_dir, tmp_path / "grey", channels=3)) == (8, 8, 3)
+
+
+def test_folder_options_fail_in_one_line(tmp_path):
+  from genjax.config import ConfigError
+  (tmp_path / "empty").mkdir()
+  for fields, match in (({"path": ""}, r"dataset.path=''.*directory holding at least 10 PNG/JPEG"),
+                        ({"path": str(tmp_path / "empty")}, "dataset.path="),
+                        ({"path": str(tmp_path / "few")}, "at least 10 PNG/JPEG files"),
+                        ({"path": str(tmp_path / "missing")}, "dataset.path="),
+                        ({"image_size": 0}, r"dataset.image_size=0.*>= 1"),
+                        ({"channels": 2}, r"dataset.channels=2"),
+                        ({"on_corrupt": "ignore"}, r"dataset.on_corrupt='ignore'.*'skip'.*'error'")):
+    write_folder(tmp_path / "ok", count=10)
+    write_folder(tmp_path / "few", count=8)  # 9 files with the broken one
+    with pytest.raises(ConfigError, match=match) as info:
+      gd.validate_options(folder_cfg(str(tmp_path), fields.pop("path", tmp_path / "ok"), **fields))
+    assert "\n" not in str(info.value)
+
+
+def test_cli_refuses_a_missing_folder_in_one_line(tmp_path):
+  from tests.helpers import run_cli
+  workdir = tmp_path / "run"
+  result = run_cli("--config", "experiments/vae_mlp.py", "--workdir", str(workdir),
+                   "--config.dataset.name=folder", f"--config.dataset.path={tmp_path / 'nowhere'}", timeout=120)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stderr.strip().splitlines()[-1].startswith("error: config.dataset.path=")
+  assert not workdir.exists()
+
+
 # ----------------------------------------------------------------------------- toy2d
 
 def test_toy2d_ring_and_grid(data_dir):

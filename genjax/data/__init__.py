@@ -333,17 +333,19 @@ def _folder_options(config: Config) -> tuple:
   return (full, *(_get(config, key, FOLDER_OPTIONS[key]) for key in ("image_size", "channels", "on_corrupt")))
 
 
-def _holds_images(path: str) -> bool:
-  """Whether any PNG/JPEG file lies below `path` (stops at the first)."""
-  return any(f.lower().endswith(builders.IMAGE_EXTENSIONS) for _, _, files in os.walk(path) for f in files)
+def _holds_images(path: str, count: int) -> bool:
+  """Whether at least `count` PNG/JPEG files lie below `path` (stops there)."""
+  images = (f for _, _, files in os.walk(path) for f in files if f.lower().endswith(builders.IMAGE_EXTENSIONS))
+  return sum(1 for _ in zip(range(count), images)) == count
 
 
 def validate_folder(config: Config) -> None:
   """A one-line ConfigError for a missing or empty folder or a bad folder option (nothing read yet)."""
   from genjax.config import require
   path, size, channels, on_corrupt = _folder_options(config)
-  require(bool(path) and os.path.isdir(path) and _holds_images(path), "dataset.path", config.get("path"),
-          "a directory holding PNG/JPEG files (optionally one subdirectory per class)")
+  require(bool(path) and os.path.isdir(path) and _holds_images(path, builders.FOLDER_TEST_EVERY), "dataset.path",
+          config.get("path"), f"a directory holding at least {builders.FOLDER_TEST_EVERY} PNG/JPEG files (every "
+          f"{builders.FOLDER_TEST_EVERY}th is a test image), optionally one subdirectory per class")
   require(isinstance(size, int) and not isinstance(size, bool) and size >= 1, "dataset.image_size", size,
           "an integer >= 1 (the side of the square images)")
   require(channels in (0, 1, 3) and not isinstance(channels, bool), "dataset.channels", channels,

@@ -379,6 +379,9 @@ class GenjaxFolder(_ArrayBuilder, skip_registration=True):
         continue
       yield key, {"x": x, "label": label}
       key += 1
+    if not key:  # TFDS cannot write an empty split
+      raise idx.DatasetError(f"dataset.path {c.path}: no readable image for one split (every "
+                             f"{FOLDER_TEST_EVERY}th file is a test image); add images")
     if skipped:
       logging.warning("dataset.path %s: skipped %d unreadable image file(s) of %d in this split "
                       "(first: %s); dataset.on_corrupt='error' stops on them instead",

@@ -183,6 +183,9 @@ def batch_stream(batches: Batches, start: int, stop: int, *, threads: int = 2, w
   dataset = grain.MapDataset.range(start, stop).map(batches).to_iter_dataset(
       grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch))
   if workers:
+    from absl import flags
+    if not flags.FLAGS.is_parsed():  # grain's workers read absl flags, which scripts never parse
+      flags.FLAGS.mark_as_parsed()
     dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return iter(dataset)
 
