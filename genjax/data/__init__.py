@@ -373,6 +373,11 @@ def _folder_config(path: str, size: int, channels: int, on_corrupt: str) -> buil
                                num_classes=len({label for _, label in files}))
 
 
+def _folder_builder(config: Config):
+  """The folder's prepared records (written once, streamed: builders.prepare_folder)."""
+  return builders.prepare_folder(data_dir(config), folder_builder_config(config))
+
+
 def _first_channels(path: str, files: list) -> int:
   """The channel count of the first readable file (1: grey, 3: colour); every image is read so."""
   for name, _ in files:
@@ -386,6 +391,6 @@ def _first_channels(path: str, files: list) -> int:
 # A directory of PNG/JPEG files as 8-bit squares; label = the file's subdirectory (see builders.py).
 DATASETS.register("folder")(DatasetSpec(
     "folder", "image", 1, None, FOLDER_OPTIONS, scale=255.0,
-    builder=_prepared(builders.GenjaxFolder, folder_builder_config), validate=validate_folder))
+    builder=_folder_builder, validate=validate_folder))
 from genjax.data import paired  # noqa: E402  paired views (dataset.task) for image-to-image models
 from genjax.data import exemplar  # noqa: E402,F401  one exemplar image (texture synthesis, style transfer)

@@ -14,10 +14,13 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
+from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+from etils import epath
 
 from genjax.data import idx
 
@@ -263,14 +266,10 @@ class _ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   code_path = None
   X_SHAPE: tuple = ()
   X_DTYPE = np.uint8
-  # NONE (TFDS's default: one int64 per pixel) for the original builders, whose prepared files stay
-  # valid; BYTES (the raw array, 8x smaller, ~20x faster to write and decode) for large image sets.
-  X_ENCODING = tfds.features.Encoding.NONE
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = tfds.features.FeaturesDict({
-        "x": tfds.features.Tensor(shape=self.X_SHAPE or self._x_shape(), dtype=self.X_DTYPE,
-                                  encoding=self.X_ENCODING),
+        "x": tfds.features.Tensor(shape=self.X_SHAPE or self._x_shape(), dtype=self.X_DTYPE),
         "label": tfds.features.Tensor(shape=(), dtype=np.int64),
     })
     return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("x", "label"),
@@ -345,49 +344,6 @@ class GenjaxToy2d(_ArrayBuilder, skip_registration=True):
     return toy2d_splits(c.mixture, c.radius, c.spacing, c.std, c.num_train, c.num_test)
 
 
-@dataclasses.dataclass(eq=False)
-class FolderConfig(tfds.core.BuilderConfig):
-  path: str = ""
-  image_size: int = 64
-  channels: int = 3
-  on_corrupt: str = "skip"
-  num_classes: int = 1  # derived from the listing (which the config's name digests)
-
-
-class GenjaxFolder(_ArrayBuilder, skip_registration=True):
-  """A directory of PNG/JPEG files (one subdirectory per class, or none) as uint8 squares."""
-  X_ENCODING = tfds.features.Encoding.BYTES
-
-  def _x_shape(self):
-    c = self.builder_config
-    return (c.image_size, c.image_size, c.channels)
-
-  def _split_generators(self, dl_manager):
-    files = folder_files(self.builder_config.path)
-    return {split: self._generate_images(folder_split(files, split)) for split in SPLITS}
-
-  def _generate_images(self, files: list[tuple[str, int]]):
-    """Records in file order; an unreadable file is skipped (and counted) or stops preparing."""
-    c = self.builder_config
-    read = lambda file: folder_image(os.path.join(c.path, file[0]), c.image_size, c.channels)
-    skipped, key = [], 0
-    for (name, label), (x, error) in zip(files, ordered_map(read, files)):
-      if error is not None:
-        if c.on_corrupt == "error":
-          raise idx.DatasetError(f"{error} (dataset.on_corrupt='error'; 'skip' leaves such files out)")
-        skipped.append(name)
-        continue
-      yield key, {"x": x, "label": label}
-      key += 1
-    if not key:  # TFDS cannot write an empty split
-      raise idx.DatasetError(f"dataset.path {c.path}: no readable image for one split (every "
-                             f"{FOLDER_TEST_EVERY}th file is a test image); add images")
-    if skipped:
-      logging.warning("dataset.path %s: skipped %d unreadable image file(s) of %d in this split "
-                      "(first: %s); dataset.on_corrupt='error' stops on them instead",
-                      c.path, len(skipped), len(files), skipped[0])
-
-
 class _IdxBuilder(_ArrayBuilder, skip_registration=True):
   """MNIST-format data read from `manual_dir` (TFDS refuses manual_dir without instructions)."""
   X_SHAPE = (28, 28, 1)
@@ -405,6 +361,105 @@ class GenjaxMnist(_IdxBuilder, skip_registration=True):
 
 class GenjaxFashionMnist(_IdxBuilder, skip_registration=True):
   """Fashion-MNIST from local idx files."""
+
+
+# ----------------------------------------------------------------------------- large sets: streamed
+
+def image_features(shape: tuple[int, ...]) -> tfds.features.FeaturesDict:
+  """{'x': uint8 `shape` stored as raw bytes, 'label': int64}: 8x smaller and ~20x faster to write and
+  decode than TFDS's default tensor encoding (one int64 per pixel), which the small builders keep."""
+  return tfds.features.FeaturesDict({
+      "x": tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
+      "label": tfds.features.Tensor(shape=(), dtype=np.int64),
+  })
+
+
+def records_ready(directory: str) -> bool:
+  return os.path.isfile(os.path.join(directory, "dataset_info.json"))
+
+
+def write_records(directory: str, name: str, features: tfds.features.FeaturesDict,
+                  splits: dict[str, Iterable[dict]]) -> tfds.core.DatasetBuilder:
+  """Streams each split's examples into one array_record file (`name`-SPLIT.array_record-...), plus
+  TFDS's metadata, in `directory`; returns its builder (`as_data_source`, `read_split` as usual).
+
+  Not TFDS's own writer: it holds a split in memory and spills past 1 GB through tf.io.gfile, i.e.
+  TensorFlow. Written aside and renamed into place, so a failure (or a kill) leaves nothing half-made.
+  """
+  partial = f"{directory}.incomplete-{os.getpid()}"
+  shutil.rmtree(partial, ignore_errors=True)
+  os.makedirs(partial)
+  try:
+    infos = [_write_split(partial, name, features, split, examples) for split, examples in splits.items()]
+    tfds.folder_dataset.write_metadata(data_dir=partial, features=features, split_infos=infos, check_data=False,
+                                       supervised_keys=("x", "label"), disable_shuffling=True)
+    os.replace(partial, directory)
+  except OSError:
+    if not records_ready(directory):  # else another process finished first: theirs is the same
+      raise
+  finally:
+    shutil.rmtree(partial, ignore_errors=True)
+  return tfds.builder_from_directory(directory)
+
+
+def _write_split(directory: str, name: str, features, split: str, examples: Iterable[dict]) -> tfds.core.SplitInfo:
+  from array_record.python import array_record_module
+  from tensorflow_datasets.core import naming
+  template = naming.ShardedFileTemplate(data_dir=epath.Path(directory), dataset_name=name, split=split,
+                                        filetype_suffix="array_record")
+  path = template.sharded_filepath(shard_index=0, num_shards=1)
+  writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1")  # as TFDS writes it
+  count = size = 0
+  try:
+    for example in examples:
+      record = features.serialize_example(example)
+      writer.write(record)
+      count, size = count + 1, size + len(record)
+  finally:
+    writer.close()
+  return tfds.core.SplitInfo(name=split, shard_lengths=[count], num_bytes=size, filename_template=template)
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderConfig:
+  name: str  # digests every field below and the folder's listing: one prepared directory each
+  path: str
+  image_size: int
+  channels: int
+  on_corrupt: str
+  num_classes: int
+
+
+def prepare_folder(data_dir: str, config: FolderConfig) -> tfds.core.DatasetBuilder:
+  """A directory of PNG/JPEG files as uint8 squares in array_record, written once per FolderConfig."""
+  directory = os.path.join(data_dir, "genjax_folder", config.name, str(VERSION))
+  if not records_ready(directory):
+    files = folder_files(config.path)
+    features = image_features((config.image_size, config.image_size, config.channels))
+    write_records(directory, "genjax_folder", features,
+                  {split: folder_examples(config, folder_split(files, split)) for split in SPLITS})
+  return tfds.builder_from_directory(directory)
+
+
+def folder_examples(config: FolderConfig, files: list[tuple[str, int]]) -> Iterator[dict]:
+  """Examples in file order; an unreadable file is skipped (and counted) or stops preparing."""
+  read = lambda file: folder_image(os.path.join(config.path, file[0]), config.image_size, config.channels)
+  skipped, count = [], 0
+  for (name, label), (x, error) in zip(files, ordered_map(read, files)):
+    if error is not None:
+      if config.on_corrupt == "error":
+        raise idx.DatasetError(f"{error} (dataset.on_corrupt='error'; 'skip' leaves such files out)")
+      skipped.append(name)
+      continue
+    yield {"x": x, "label": label}
+    count += 1
+  if not count:
+    raise idx.DatasetError(f"dataset.path {config.path}: no readable image for one split (every "
+                           f"{FOLDER_TEST_EVERY}th file is a test image); add images")
+  if skipped:
+    logging.warning("dataset.path %s: skipped %d unreadable image file(s) of %d in this split "
+                    "(first: %s); dataset.on_corrupt='error' stops on them instead",
+                    config.path, len(skipped), len(files), skipped[0])
 
 
 # ----------------------------------------------------------------------------- prepare + read
