@@ -194,6 +194,15 @@ def test_folder_centre_crops_and_follows_the_files_channels(data_dir, tmp_path):
   assert gd.example_shape(folder_cfg(data_dir, tmp_path / "grey", channels=3)) == (8, 8, 3)
 
 
+def test_folder_records_stream_past_tfds_memory_buffer(data_dir, tmp_path, monkeypatch):
+  """TFDS's writer spills a split over 1 GB to disk through TensorFlow; the folder's writer streams."""
+  from tensorflow_datasets.core import shuffle
+  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 0)  # as if the folder held more than 1 GB
+  write_folder(tmp_path / "images", count=10)
+  assert gd.load_dataset(folder_cfg(data_dir, tmp_path / "images"), "train")["x"].shape == (9, 8, 8, 3)
+  assert "tensorflow" not in sys.modules
+
+
 def test_folder_options_fail_in_one_line(tmp_path):
   from genjax.config import ConfigError
   (tmp_path / "empty").mkdir()
