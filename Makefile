@@ -29,6 +29,8 @@ test: install
 bench: install
 	$(PY) -m benchmarks.run $(ARGS)
 	$(PY) -m benchmarks.rbm_bench
+	$(PY) -m benchmarks.texture_bench
+	$(PY) -m benchmarks.input_pipeline
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -196,14 +196,12 @@ def measure(workload: Workload, contenders: list[str], repeats: int, seconds: fl
   """Median steps/s per contender; a contender that fails to build or run is reported, not fatal."""
   batches = synthetic_batches(workload.config, NUM_BATCHES, image=workload.image)
   runners, steps_per_call, errors, params = {}, {}, {}, {}
-  multiple = workload.steps_multiple
   for name in (c for c in contenders if written(workload, c)):
     try:
       runner = build(name, workload, batches)
       runner(2)  # compile / trace / warm the caches
       calibration = runner(3) / 3
-      calls = max(3, int(seconds / max(calibration, 1e-6)))
-      steps_per_call[name] = -(-calls // multiple) * multiple  # each call pays a lazy regulariser alike
+      steps_per_call[name] = max(3, int(seconds / max(calibration, 1e-6)))
       runners[name] = runner
       params[name] = getattr(runner, "num_params", None)
     except Exception as e:  # torch.compile without a compiler, an op a backend lacks, ...

@@ -4,8 +4,8 @@ The same generator (mapping MLP at lr x mapping_lr_mul, learned 4x4 constant, mo
 demodulated 3x3 convs, as StyleGAN2's official code computes them: one grouped convolution of the
 per-example modulated kernels, per-pixel noise, skip ToRGBs, equalised learning rate, style mixing),
 the same critic (FromRGB, conv-conv-pool blocks, minibatch stddev, conv, dense, dense), the
-non-saturating loss with lazy R1 (gamma / 2 * r1_every every r1_every-th step), generator EMA and
-w_avg; Adam. genjax computes modulation as conv(x * s) * d (StyleGAN2's non-fused form, same
+non-saturating loss (with critic_regularizer='r1': lazy R1, gamma / 2 * r1_every every r1_every-th
+step), generator EMA and w_avg; Adam. genjax computes modulation as conv(x * s) * d (StyleGAN2's non-fused form, same
 function). No minimal JAX step is written for this row.
 """
 from __future__ import annotations
@@ -148,7 +148,7 @@ def minibatch_stddev(torch, x, group_size: int):
 
 
 def torch_style(config: ConfigDict, compile_: bool, image: tuple):
-  """One StyleGAN2 step: critic update (lazy R1 on every r1_every-th step), generator update, EMA, w_avg."""
+  """One StyleGAN2 step: critic update (lazy R1 if configured), generator update, EMA, w_avg."""
   import torch
   from benchmarks.workloads import _counted, _maybe_compile
   F = torch.nn.functional
@@ -162,6 +162,7 @@ def torch_style(config: ConfigDict, compile_: bool, image: tuple):
   w_avg = torch.zeros(gen.mapping[-1].weight.shape[0])
   rows, latent, mixing = config.batch_size, int(m.latent_dim), float(m.style_mixing)
   r1_weight, r1_every = float(m.r1_gamma) / 2 * int(m.r1_every), int(m.r1_every)
+  lazy_r1 = m.critic_regularizer == "r1"
   count = [0]
 
   def fakes(n):
@@ -192,7 +193,7 @@ def torch_style(config: ConfigDict, compile_: bool, image: tuple):
     with torch.no_grad():
       fake = fakes(rows)[0]
     c_opt.zero_grad(set_to_none=True)
-    critic_loss(x, fake, count[0] % r1_every == 0).backward()
+    critic_loss(x, fake, lazy_r1 and count[0] % r1_every == 0).backward()
     c_opt.step()
     critic.requires_grad_(False)  # the generator phase differentiates the generator only
     g_opt.zero_grad(set_to_none=True)

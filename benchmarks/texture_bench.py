@@ -89,18 +89,23 @@ class GenjaxSynthesis:
 class TorchSynthesis:
   """The same Gram loss in PyTorch (genjax's filters) minimised by torch.optim.LBFGS."""
 
-  def __init__(self, genjax: GenjaxSynthesis, config):
+  def __init__(self, weights, exemplar, start, periodic: bool, memory: int, learning_rate: float):
+    """`weights`: genjax's (kernel HWIO, bias) per layer; exemplar [1, S, S, C]; start logits [N, s, s, C]."""
     import torch
     self.torch = torch
     nchw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(a), -1, 1)))
     self.layers = [(torch.from_numpy(np.asarray(k).transpose(3, 2, 0, 1).copy()), torch.from_numpy(np.array(b)))
-                   for k, b in genjax.net.weights]
-    self.periodic = bool(config.model.periodic)
-    self.targets = [g.detach() for g in self.grams(nchw(genjax.run.train_arrays["x"]), periodic=False)]
-    self.u0 = nchw(genjax.start().params["level0"])
-    self.memory = int(config.optimizer.memory_size)
-    self.learning_rate = float(config.optimizer.learning_rate)
+                   for k, b in weights]
+    self.periodic, self.memory, self.learning_rate = periodic, memory, learning_rate
+    self.targets = [g.detach() for g in self.grams(nchw(exemplar), periodic=False)]
+    self.u0 = nchw(start)
     self.threads = torch.get_num_threads()
+
+  @classmethod
+  def peer_of(cls, genjax: GenjaxSynthesis, config) -> "TorchSynthesis":
+    """The same net, exemplar, start pixels and L-BFGS memory as genjax's synthesis."""
+    return cls(genjax.net.weights, genjax.run.train_arrays["x"], genjax.start().params["level0"],
+               bool(config.model.periodic), int(config.optimizer.memory_size), float(config.optimizer.learning_rate))
 
   def grams(self, images, periodic: bool):
     """G = F F^T / N per layer of relu(conv(images - 0.5) + b); circular padding as genjax's `conv`."""
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
   with ForeignLoad() as foreign:
     paths = {"genjax": genjax.trajectory(args.iterations)}  # also compiles
     try:
-      contender = TorchSynthesis(genjax, config)
+      contender = TorchSynthesis.peer_of(genjax, config)
       contender.threads = fastest_torch_threads(contender.timed)
       paths["torch_eager"] = contender.trajectory(args.iterations)
       runners["torch_eager"] = contender.timed

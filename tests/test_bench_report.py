@@ -4,6 +4,11 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
 from benchmarks import run
 
 
@@ -47,3 +52,87 @@ def test_table_marks_loaded_rows():
                       "other processes (cores) |")
   assert table[2] == "| vae_mlp | 300.0 | 250.0 | 1.20x | n/a | 0.02 |"
   assert table[3].endswith("| 1.40 LOADED |")
+
+
+def test_table_marks_contenders_not_written():
+  line = {"workload": "style_gan", "steps_per_s": {"genjax": 3.0}, "not_written": ["minimal"],
+          "genjax/minimal": None, "genjax/torch_eager": None, "other_processes_cores": 0.0, "loaded": False}
+  assert run.table([line], ["genjax", "minimal"]).splitlines()[2] == "| style_gan | 3.0 | - | n/a | n/a | 0.00 |"
+  assert run.parameter_report({"workload": "w", "params": {"genjax": 5, "torch_eager": 5}}).endswith("(same)")
+  assert run.parameter_report({"workload": "w", "params": {"genjax": 5, "torch_eager": 6}}).endswith("(DIFFERENT)")
+
+
+# ----------------------------------------------------------------------------- the new families' peers
+
+def _small_workloads(monkeypatch) -> dict:
+  monkeypatch.setenv("GENJAX_BENCH_SMALL", "1")
+  from benchmarks import workloads
+  return {w.name: w for w in workloads.workloads()}
+
+
+def _genjax_param_count(workload) -> int:
+  """genjax's parameter count from the abstract initial state (nothing compiled)."""
+  from benchmarks.workloads import synthetic_batches
+  from genjax import trainer
+  trial = trainer.Run(workload.config, "/tmp/genjax-bench-test")
+  run._set_image_shape(trial.objective, workload.image)
+  batch = synthetic_batches(workload.config, 1, image=workload.image)[0]
+  return run.num_params(trial.abstract_state(trainer.shard_batch(batch, trial.mesh)).params)
+
+
+def test_new_rows_train_as_many_parameters_in_torch_as_in_genjax(monkeypatch):
+  pytest.importorskip("torch")
+  chosen = _small_workloads(monkeypatch)
+  for name in ("flow_realnvp", "style_gan"):
+    workload = chosen[name]
+    assert workload.torch(workload.config, False).num_params == _genjax_param_count(workload), name
+
+
+def _flax_to_torch(params: dict) -> dict:
+  """flax {layers_3: {ResNetConditioner_0: {conv_in: {kernel, bias}}}} -> torch state-dict names and layouts."""
+  import torch
+  flat = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    keys = [p.key for p in path]
+    name = ".".join(k.replace("layers_", "layers.") for k in keys[:-1])
+    leaf = np.asarray(leaf)
+    if keys[-1] == "kernel":
+      flat[f"{name}.weight"] = torch.from_numpy(leaf.transpose(3, 2, 0, 1).copy())
+    else:
+      flat[f"{name}.{'bias' if keys[-1] == 'bias' else keys[-1]}"] = torch.from_numpy(leaf.copy())
+  return flat
+
+
+def test_torch_flow_is_genjax_flow():
+  """With flax's (randomised) weights the NCHW flow gives the same log-det and latent norm per example."""
+  torch = pytest.importorskip("torch")
+  from benchmarks.flow_workload import torch_flow_modules
+  from genjax.layers.coupling import Flow
+  # every op kind, both parities of both masks, three conditioner widths (multiscale, fewer couplings)
+  ops, shape = ("checkerboard", "checkerboard", "squeeze", "channel", "split", "squeeze", "channel"), (8, 8, 1)
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((3,) + shape, np.float32)
+  flow = Flow(ops, shape, (4, 6, 8), 1)
+  shapes = jax.eval_shape(flow.init, jax.random.key(1), x)["params"]  # random weights: every coupling acts
+  params = jax.tree_util.tree_map(lambda p: 0.3 * rng.standard_normal(p.shape, np.float32), shapes)
+  z, log_det = jax.jit(flow.apply)({"params": params}, x)
+  peer = torch_flow_modules(torch, ops, shape, (4, 6, 8), 1)
+  missing = peer.load_state_dict(_flax_to_torch(params), strict=False)
+  assert not missing.unexpected_keys and all(k.endswith(".b") for k in missing.missing_keys)  # masks are buffers
+  with torch.no_grad():
+    z_torch, log_det_torch = peer(torch.from_numpy(np.moveaxis(x, -1, 1).copy()))
+  np.testing.assert_allclose(log_det_torch.numpy(), np.asarray(log_det), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose((z_torch ** 2).sum(1).numpy(), np.asarray(jnp.sum(z ** 2, 1)), rtol=1e-4)
+
+
+def test_torch_gram_loss_is_genjax_gram_loss():
+  """The texture bench's PyTorch loss with genjax's filters (odd and even sizes, circular padding)."""
+  pytest.importorskip("torch")
+  from benchmarks.texture_bench import TorchSynthesis
+  from genjax.layers.random_features import gram_loss, grams, random_multiscale_net
+  net = random_multiscale_net(1, (3, 4), 4, seed=0)
+  rng = np.random.default_rng(0)
+  exemplar, u = rng.random((1, 16, 16, 1), np.float32), rng.standard_normal((2, 12, 12, 1), np.float32)
+  expected = jnp.sum(gram_loss(grams(net, jax.nn.sigmoid(u), True), grams(net, exemplar, False)))
+  peer = TorchSynthesis(net.weights, exemplar, u, periodic=True, memory=10, learning_rate=1.0)
+  np.testing.assert_allclose(float(peer.loss(peer.u0)), float(expected), rtol=1e-5)
