@@ -59,8 +59,12 @@ def _flatten(tree, prefix: str = "") -> dict:
 
 def config_changes(saved: dict, config: ConfigDict) -> list[str]:
   """'key: old -> new' for every key that differs, schedule keys excepted."""
+  from genjax.data import dataset_options  # lazy: the data package imports the registry
   old = _flatten(saved)
   new = _flatten(json.loads(config.to_json_best_effort()))
+  # A dataset option added after the run was saved, left at its default, reads as before.
+  for key, default in dataset_options().items():
+    old.setdefault(f"dataset.{key}", default)
   return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}"
           for k in sorted(set(old) | set(new))
           if k not in SCHEDULE_KEYS and old.get(k, "<absent>") != new.get(k, "<absent>")]

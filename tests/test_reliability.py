@@ -177,3 +177,15 @@ def test_nothing_is_written_outside_the_workdir_and_the_caches(tmp_path):
   written = {os.path.relpath(os.path.join(root, f), home) for root, _, files in os.walk(home) for f in files}
   assert written and all(p.startswith(os.path.join(".cache", "genjax", "xla")) for p in written), written
   assert os.listdir(data)  # the prepared digits
+
+
+def test_a_dataset_option_added_since_the_run_was_saved_is_no_change_at_its_default():
+  """Workdirs saved before an option existed still resume; a non-default value is still a change."""
+  import json
+  from genjax.safety import config_changes
+  config = tiny(load_experiment("vae_mlp"), 2)
+  saved = json.loads(config.to_json_best_effort())
+  del saved["dataset"]["on_corrupt"]
+  assert config_changes(saved, config) == []
+  config.dataset.on_corrupt = "error" if config.dataset.on_corrupt != "error" else "skip"
+  assert [c.split(":")[0] for c in config_changes(saved, config)] == ["dataset.on_corrupt"]

@@ -27,7 +27,8 @@ FAMILIES = {
 
 
 def devices_env(n: int) -> dict:
-  return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}".strip()
+  return {"XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}  # keeps the session's flags (tests/conftest.py)
 
 
 def tiny_config(family: str, num_steps: int = STEPS):
