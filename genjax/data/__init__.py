@@ -335,8 +335,7 @@ def _folder_options(config: Config) -> tuple:
 
 def _holds_images(path: str, count: int) -> bool:
   """Whether at least `count` PNG/JPEG files lie below `path` (stops there)."""
-  images = (f for _, _, files in os.walk(path) for f in files if f.lower().endswith(builders.IMAGE_EXTENSIONS))
-  return sum(1 for _ in zip(range(count), images)) == count
+  return sum(1 for _ in zip(range(count), builders.image_files(path))) == count
 
 
 def validate_folder(config: Config) -> None:

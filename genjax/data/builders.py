@@ -174,13 +174,16 @@ def missing_idx_message(name: str, manual_dir: str | None) -> str | None:
 def folder_files(path: str) -> list[tuple[str, int]]:
   """(path relative to `path`, label) of every PNG/JPEG below `path`, sorted; the label is the index
   of the file's top-level subdirectory among the sorted ones (files directly in `path` come first)."""
-  found = []
-  for root, _, files in os.walk(path):
-    found += [os.path.relpath(os.path.join(root, f), path) for f in files
-              if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
-  found.sort()
+  found = sorted(image_files(path))
   classes = sorted({_class_name(f) for f in found})
   return [(f, classes.index(_class_name(f))) for f in found]
+
+
+def image_files(path: str) -> Iterator[str]:
+  """Paths relative to `path` of the PNG/JPEG files below it (hidden ones left out), in walk order."""
+  for root, _, files in os.walk(path):
+    yield from (os.path.relpath(os.path.join(root, f), path) for f in files
+                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
 
 
 def _class_name(relative: str) -> str:
