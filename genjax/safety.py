@@ -65,6 +65,7 @@ def config_changes(saved: dict, config: ConfigDict) -> list[str]:
   # A dataset option added after the run was saved, left at its default, reads as before.
   for key, default in dataset_options().items():
     old.setdefault(f"dataset.{key}", default)
+  old.setdefault("fast_compile", "auto")  # likewise a top-level key added later
   return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}"
           for k in sorted(set(old) | set(new))
           if k not in SCHEDULE_KEYS and old.get(k, "<absent>") != new.get(k, "<absent>")]

@@ -300,10 +300,11 @@ def _all_finite(tree) -> jax.Array:
 
 
 def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool = False,
-                    compiler_options: dict | None = None) -> Callable:
+                    compiler_options: dict | None = None, fast_compile: bool = False) -> Callable:
   """jit(objective.step) with the batch sharded over `data`, the state replicated and donated.
 
-  `compiler_options` default to `xla_options.compiler_options` of the mesh's platform ({} = XLA's own).
+  `compiler_options` default to `xla_options.compiler_options` of the mesh's platform ({} = XLA's own);
+  `fast_compile` adds the run-once options (lower LLVM effort) for short runs.
 
   With `skip_nonfinite`, an update whose metrics or new parameters are not finite is dropped
   (params, optimizer and family state keep their old values) and counted in `state.skipped`.
@@ -321,8 +322,11 @@ def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool 
       metrics = {**metrics, "update_skipped": 1 - finite.astype(jnp.float32)}  # interval mean: the fraction
     return new_state.replace(step=state.step + 1), metrics
 
+  platform = mesh.devices.flat[0].platform
   if compiler_options is None:
-    compiler_options = xla_options.compiler_options(mesh.devices.flat[0].platform)
+    compiler_options = xla_options.compiler_options(platform)
+  if fast_compile:
+    compiler_options = {**compiler_options, **xla_options.run_once_options(platform)}
   return jax.jit(train_step, in_shardings=(state_sharding, NamedSharding(mesh, P("data"))),
                  out_shardings=(state_sharding, replicated(mesh)), donate_argnums=0,
                  compiler_options=compiler_options or None)
@@ -377,7 +381,8 @@ def _train_loop(run: Run, stop: StopRequest) -> TrainState:
     logging.info("%s on %s: %d parameters, %d devices", config.model.name, config.dataset.name,
                  n_params, run.mesh.devices.size)
   train_step = make_train_step(run.objective, run.mesh, replicated(run.mesh),
-                               bool(config.get("skip_nonfinite", False)))
+                               bool(config.get("skip_nonfinite", False)),
+                               fast_compile=xla_options.fast_compile(config))
   writer = MetricsWriter(run.workdir, run.is_chief)
   history: list[dict] = []
   # With skip_nonfinite the step itself drops bad updates; otherwise the loop stops on them.

@@ -21,6 +21,10 @@ PLATFORM_OPTIONS = {"cpu": CPU_COMPILER_OPTIONS}
 # Programs that run once per run (parameter init, pictures): LLVM's optimisations cost more than
 # they save there. A tiny pix2pix's init compiled in 27 s at the default level, 1.6 s with these.
 RUN_ONCE_OPTIONS = {"cpu": {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}}
+# A run this short compiles its train step with RUN_ONCE_OPTIONS too (config.fast_compile='auto'):
+# tiny runs are compile-bound (a tiny style GAN's step: 35 s to compile at the default level).
+FAST_COMPILE_MAX_STEPS = 200
+FAST_COMPILE_CHOICES = ("auto", "yes", "no")
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,6 +52,13 @@ def run_once_options(platform: str | None = None) -> dict:
   """Extra options for programs run once (init, pictures) on `platform`; {} if none apply."""
   platform = platform or jax.default_backend()
   return dict(RUN_ONCE_OPTIONS[platform]) if _supported(platform, True) else {}
+
+
+def fast_compile(config) -> bool:
+  """Whether the run's train step is compiled for compile time (config.fast_compile: auto|yes|no;
+  auto: num_steps <= FAST_COMPILE_MAX_STEPS). A function of the config, so a resume compiles alike."""
+  choice = config.get("fast_compile", "auto")
+  return choice == "yes" or (choice == "auto" and config.num_steps <= FAST_COMPILE_MAX_STEPS)
 
 
 def jit(fun, run_once: bool = False, **kwargs):

@@ -29,8 +29,11 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "flow_vardeq": ("genjax.main", ("--config", "experiments/flow_vardeq.py")),
     "realnvp": ("genjax.main", ("--config", "experiments/realnvp.py")),
     "pix2pix_inpaint": ("genjax.main", ("--config", "experiments/pix2pix_inpaint.py")),
-    "dcgan": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION)),
-    "wgan_gp": ("genjax.main", ("--config", "experiments/wgan_gp.py", *FASHION)),
+    "vae_fashion_2d": ("genjax.main", ("--config", "experiments/vae_fashion.py:2")),
+    # Autoencoders and GANs: the digits experiments as committed, on Fashion-MNIST, default steps.
+    **{name: ("genjax.main", ("--config", f"experiments/{name}.py", *FASHION))
+       for name in ("ae_mlp", "ae_conv", "dae", "sparse_ae", "cae", "gan_mlp", "cgan", "dcgan", "wgan", "wgan_gp")},
+    "dcgan_ema": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.model.ema_decay=0.999")),
 }
 
 

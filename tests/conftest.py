@@ -1,15 +1,8 @@
 """Shared fixtures: one prepared-data directory per test session, never the user's cache."""
 import os
 
-# Tests run tiny programs a handful of times, so compile time is nearly all their cost: every
-# program (in-process, CLI subprocesses and notebook kernels inherit it) is compiled at LLVM level 0,
-# as genjax compiles its run-once programs (genjax/xla_options.py). Set before jax starts a backend.
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-if os.environ.get("GENJAX_TEST_FULL_OPTIMIZATION") != "1":
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 # Tests train many tiny models whose steps recompile per Run: a per-session persistent cache turns
 # repeated compilations (resume tests, CLI subprocesses) into loads.

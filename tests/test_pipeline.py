@@ -9,7 +9,7 @@ import pytest
 from ml_collections import ConfigDict
 
 import genjax.data as gd
-from genjax import trainer
+from genjax import xla_options, trainer
 from genjax.config import ConfigError, validate
 from tests.helpers import leaves, load_experiment, tiny
 from tests.test_data import write_mnist
@@ -119,7 +119,8 @@ def test_trainer_on_uint8_data_trains_what_float_batches_train(fashion, tmp_path
   run = trainer.Run(config, str(tmp_path / "reference"))  # writes nothing
   before = gd.Batches(gd.load_dataset(config.dataset, "train"), 16, config.seed, binarize=True)
   state = run.init_state(trainer.shard_batch(before(0), run.mesh))
-  step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh))
+  step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh),
+                                 fast_compile=xla_options.fast_compile(config))  # as the trainer compiles it
   for t in range(config.num_steps):
     state, _ = step(state, trainer.shard_batch(before(t), run.mesh))
   for got, want in zip(leaves(trained.params), leaves(state.params)):

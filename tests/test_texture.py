@@ -48,6 +48,26 @@ def test_gram_matches_a_loop_and_ignores_positions():
   assert not np.allclose(g[0], g[1])  # and it does see the content
 
 
+@pytest.mark.parametrize("shape, k", [((2, 16, 16, 1), 13), ((1, 17, 14, 3), 13), ((1, 32, 32, 2), 23)])
+def test_fft_circular_correlation_is_the_wrapped_direct_convolution(shape, k):
+  """The FFT path (windows >= FFT_MIN_KERNEL) equals the wrap-padded direct one, values and gradients."""
+  rng = np.random.default_rng(k)
+  x = jnp.asarray(rng.uniform(size=shape), jnp.float32)
+  kernel = jnp.asarray(rng.standard_normal((k, k, shape[-1], 5)), jnp.float32)
+  assert k >= random_features.FFT_MIN_KERNEL
+  before, after = (k - 1) // 2, k // 2
+  wrapped = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap")
+  direct = lambda x: jax.lax.conv_general_dilated(
+      jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap"), kernel, (1, 1), "VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  assert direct(x).shape == shape[:3] + (5,) and wrapped.shape[1] == shape[1] + k - 1
+  fast = lambda x: random_features.conv(x, kernel, periodic=True)
+  assert "fft" in str(jax.make_jaxpr(fast)(x))  # the FFT path is the one taken
+  np.testing.assert_allclose(fast(x), direct(x), atol=1e-4 * float(jnp.max(jnp.abs(direct(x)))))
+  loss = lambda f: lambda x: jnp.sum(jnp.sin(f(x)))
+  np.testing.assert_allclose(jax.grad(loss(fast))(x), jax.grad(loss(direct))(x), rtol=1e-3, atol=1e-3)
+
+
 def test_exemplar_against_itself_has_zero_loss_and_gradient():
   net = random_features.random_multiscale_net(1, (3, 5), 8, seed=0)
   exemplar = jnp.asarray(named_image("gravel")[:24, :24])[None]

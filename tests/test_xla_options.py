@@ -68,3 +68,46 @@ def test_run_once_options_compile_faster_programs_with_the_same_values():
   for a, b in zip(jax.tree_util.tree_leaves(fast.params), jax.tree_util.tree_leaves(default.params)):
     assert a.shape == b.shape
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_fast_compile_follows_the_run_length_or_the_config():
+  config = configs.base_config(num_steps=xla_options.FAST_COMPILE_MAX_STEPS)
+  assert xla_options.fast_compile(config)
+  config.num_steps += 1
+  assert not xla_options.fast_compile(config)
+  config.fast_compile = "yes"
+  assert xla_options.fast_compile(config)
+  config.update(fast_compile="no", num_steps=10)
+  assert not xla_options.fast_compile(config)
+  del config["fast_compile"]  # configs written before the key existed: auto
+  assert xla_options.fast_compile(config)
+
+
+def test_fast_compiled_train_step_trains_what_the_default_step_trains(tmp_path):
+  """A short run's step, compiled at LLVM level 0, changes parameters by float rounding only (plain
+  SGD: Adam's normalised steps would turn rounding in near-zero gradients into +-lr)."""
+  config = configs.autoencoder_config("conv", latent_dim=4, features=(4, 8))
+  config.batch_size = 8
+  config.optimizer = configs.ConfigDict({"name": "sgd", "learning_rate": 0.1})
+  run = trainer.Run(config, str(tmp_path))  # writes nothing
+  batches = [trainer.shard_batch(run.batches()(t), run.mesh) for t in range(3)]
+  params = {}
+  for fast in (False, True):
+    state = run.init_state(batches[0])
+    step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh), fast_compile=fast)
+    for batch in batches:
+      state, metrics = step(state, batch)
+    params[fast] = jax.tree_util.tree_leaves(state.params)
+  for a, b in zip(params[True], params[False]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("choice, fast", [("auto", True), ("no", False)])
+def test_trainer_compiles_a_short_runs_step_fast(choice, fast, tmp_path, monkeypatch):
+  seen = []
+  make = trainer.make_train_step
+  monkeypatch.setattr(trainer, "make_train_step", lambda *a, **k: seen.append(k["fast_compile"]) or make(*a, **k))
+  config = configs.autoencoder_config(hidden=(16,), latent_dim=2)
+  config.update(num_steps=2, batch_size=8, log_every=1, checkpoint_every=2, sample_every=0, fast_compile=choice)
+  trainer.train(config, str(tmp_path / choice))
+  assert seen == [fast]

@@ -36,6 +36,9 @@ class DomainClassifier(nn.Module):
 # At least this many passes over the training set: 600 steps are 51 epochs of digits but 1.3 of
 # Fashion-MNIST, where they reached 87.6% test accuracy (1,000 steps: 88.1%).
 MIN_EPOCHS, MIN_STEPS, BATCH_SIZE = 10, 600, 128
+# Adam's learning rate decays to 0 over the run (cosine): Fashion-MNIST test accuracy XX% at
+# 10 epochs, against 90.74% at a constant 1e-3. Part of the cache key.
+LEARNING_RATE, SCHEDULE = 1e-3, "cosine"
 
 
 def training_steps(num_examples: int) -> int:
@@ -48,7 +51,7 @@ def _cache_path(dataset_config, seed: int, steps: int) -> str:
   spec = genjax_data.dataset_spec(dataset_config)
   options = {k: dataset_config.get(k, default) for k, default in spec.options.items()
              if k not in ("data_dir", "manual_dir", "binarize")}
-  options.update(name=spec.name, training_steps=steps)
+  options.update(name=spec.name, training_steps=steps, schedule=SCHEDULE)
   digest = hashlib.sha1(json.dumps(options, sort_keys=True, default=repr).encode()).hexdigest()[:10]
   return os.path.join(genjax_data.data_dir(dataset_config), "genjax_classifiers",
                       f"{dataset_config.name}-{digest}-seed{seed}.msgpack")
@@ -56,10 +59,11 @@ def _cache_path(dataset_config, seed: int, steps: int) -> str:
 
 def train_classifier(x: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
                      steps: int = MIN_STEPS, batch_size: int = BATCH_SIZE) -> dict:
-  """Adam on cross-entropy with light Gaussian input noise (robust features for near-real samples)."""
+  """Adam (cosine-decayed) on cross-entropy with light Gaussian input noise (robust features for
+  near-real samples)."""
   model = DomainClassifier(num_classes)
   params = model.init(jax.random.key(seed), jnp.zeros((1,) + x.shape[1:]))["params"]
-  tx = optax.adam(1e-3)
+  tx = optax.adam(optax.cosine_decay_schedule(LEARNING_RATE, steps))
 
   # The images are an argument, not a closure: a captured 60,000-image array becomes an XLA
   # constant of 188 MB that the compiler folds for minutes.

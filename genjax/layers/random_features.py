@@ -64,10 +64,36 @@ def gram_loss(grams_x: Sequence[jax.Array], grams_target: Sequence[jax.Array]) -
   return sum(terms)
 
 
+# Circular windows at least this wide are computed by FFT (the same sums, to float rounding). Gram
+# loss + gradient of 64 maps of two 128x128 grey images: direct 89 / 143 / 312 ms at k = 11 / 15 /
+# 23, FFT 75-90 ms at any k (2-core EPYC, idle).
+FFT_MIN_KERNEL = 13
+
+
+def circular_correlation_fft(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """conv(x, kernel, periodic=True) by the convolution theorem: NHWC x HWIO -> NHWO.
+
+  Cross-correlation on a torus is C = X conj(K) per frequency, K the kernel zero-padded to the
+  image and placed wrapped around the origin by the padding `conv` puts before each axis (so the
+  output needs no shift). The transforms run over the two last axes (channels first), where
+  XLA:CPU's FFT is fastest. O(HW log HW) per map instead of O(HW k^2).
+  """
+  h, w = x.shape[1:3]
+  kh, kw = kernel.shape[:2]
+  rows, cols = (np.arange(kh) - (kh - 1) // 2) % h, (np.arange(kw) - (kw - 1) // 2) % w
+  placed = jnp.zeros(kernel.shape[2:] + (h, w), kernel.dtype).at[:, :, rows[:, None], cols[None, :]].set(
+      jnp.transpose(kernel, (2, 3, 0, 1)))  # [C, O, H, W]
+  spectrum = jnp.sum(jnp.fft.rfft2(jnp.moveaxis(x, -1, 1))[:, :, None] * jnp.conj(jnp.fft.rfft2(placed))[None],
+                     axis=1)  # [B, O, H, W // 2 + 1]
+  return jnp.moveaxis(jnp.fft.irfft2(spectrum, s=(h, w)), 1, -1).astype(x.dtype)
+
+
 def conv(x: jax.Array, kernel: jax.Array, periodic: bool, stride: int = 1) -> jax.Array:
   """NHWC x HWIO, circular padding (output size = input size / stride) or valid windows."""
+  k = kernel.shape[0]
+  if periodic and stride == 1 and FFT_MIN_KERNEL <= k <= min(x.shape[1:3]):
+    return circular_correlation_fft(x, kernel)
   if periodic:
-    k = kernel.shape[0]
     before, after = (k - 1) // 2, k // 2
     x = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap")
   return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID",
