@@ -36,8 +36,8 @@ class DomainClassifier(nn.Module):
 # At least this many passes over the training set: 600 steps are 51 epochs of digits but 1.3 of
 # Fashion-MNIST, where they reached 87.6% test accuracy (1,000 steps: 88.1%).
 MIN_EPOCHS, MIN_STEPS, BATCH_SIZE = 10, 600, 128
-# Adam's learning rate decays to 0 over the run (cosine): Fashion-MNIST test accuracy XX% at
-# 10 epochs, against 90.74% at a constant 1e-3. Part of the cache key.
+# Adam's learning rate decays to 0 over the run (cosine): Fashion-MNIST test accuracy 91.00% at
+# 10 epochs (104 s on 2 cores), against 90.74% at a constant 1e-3. Part of the cache key.
 LEARNING_RATE, SCHEDULE = 1e-3, "cosine"
 
 
