@@ -34,9 +34,9 @@ def validate(config: ConfigDict) -> None:
   for key, (kind, ok, allowed) in _CONTRACT.items():
     _check(config, key, kind, ok, allowed)
   from genjax.xla_options import FAST_COMPILE_CHOICES
-  if config.get("fast_compile", "auto") not in FAST_COMPILE_CHOICES:
-    raise ConfigError(f"config.fast_compile={config.fast_compile!r} is not allowed; "
-                      f"expected one of {', '.join(FAST_COMPILE_CHOICES)}")
+  fast_compile = config.get("fast_compile", "auto")
+  require(fast_compile in FAST_COMPILE_CHOICES, "fast_compile", fast_compile,
+          f"one of {', '.join(FAST_COMPILE_CHOICES)}")
   for group, registry in (("dataset", DATASETS), ("model", MODELS)):
     if not isinstance(config.get(group), ConfigDict) or "name" not in config[group]:
       raise ConfigError(f"config.{group} must be a ConfigDict with a 'name'")

@@ -56,11 +56,10 @@ def test_fft_circular_correlation_is_the_wrapped_direct_convolution(shape, k):
   kernel = jnp.asarray(rng.standard_normal((k, k, shape[-1], 5)), jnp.float32)
   assert k >= random_features.FFT_MIN_KERNEL
   before, after = (k - 1) // 2, k // 2
-  wrapped = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap")
-  direct = lambda x: jax.lax.conv_general_dilated(
-      jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap"), kernel, (1, 1), "VALID",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  assert direct(x).shape == shape[:3] + (5,) and wrapped.shape[1] == shape[1] + k - 1
+  wrap = lambda x: jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap")
+  direct = lambda x: jax.lax.conv_general_dilated(wrap(x), kernel, (1, 1), "VALID",
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  assert direct(x).shape == shape[:3] + (5,) and wrap(x).shape[1] == shape[1] + k - 1
   fast = lambda x: random_features.conv(x, kernel, periodic=True)
   assert "fft" in str(jax.make_jaxpr(fast)(x))  # the FFT path is the one taken
   np.testing.assert_allclose(fast(x), direct(x), atol=1e-4 * float(jnp.max(jnp.abs(direct(x)))))
