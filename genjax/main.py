@@ -135,7 +135,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    _fail(str(e).splitlines()[0])
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    # A config file that raised: its exception (the traceback's last line) says what is allowed.
+    _fail(lines[0] + (" " + lines[-1] if "Traceback" in str(e) else ""))
   except Exception as e:  # config_flags surfaces unknown keys as AttributeError/KeyError
     try:
       detail = _unknown_override(argv[1:])

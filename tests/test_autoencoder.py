@@ -101,6 +101,11 @@ def test_cli_trains_evaluates_and_refuses_bad_input(tmp_path):
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1].startswith("error: config.model.name='nope' is unknown")
   assert not os.path.exists(bad_dir)
+  # A config file's own refusal (an unknown variant after ':') reaches the one error line.
+  bad = run_cli("--config", "experiments/vae_fashion_best.py:nope", "--workdir", bad_dir)
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1].endswith("unknown variant 'nope' after ':'; known: elbo, iwae")
+  assert not os.path.exists(bad_dir)
 
 
 def test_default_workdir_is_named_after_the_experiment():

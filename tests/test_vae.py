@@ -157,6 +157,23 @@ def test_chunked_importance_sampling_converges_and_chunks_exactly():
     assert likelihood.bits_per_dim(math.log(2.0) * 64, 64) == pytest.approx(1.0)
 
 
+def test_dataset_means_pads_the_last_batch_and_logs_progress(caplog):
+  x = np.arange(10, dtype=np.float32)[:, None]
+  shapes = []
+
+  def per_example(xb, index):
+    shapes.append(xb.shape)
+    return {"x": xb[:, 0], "square": xb[:, 0] ** 2}
+
+  batches = [{"x": x[i:i + 4]} for i in range(0, 10, 4)]
+  with caplog.at_level("INFO"):
+    means = likelihood.dataset_means(per_example, batches, pad_to=4, total=10, progress_every_s=0.0)
+  # The padded rows (copies of 9) are dropped: exact means of 0..9 and of their squares.
+  assert means == {"x": 4.5, "square": 28.5, "num_examples": 10}
+  assert shapes == [(4, 1)] * 3
+  assert "eval: 4/10 examples" in caplog.text and "eval: 8/10 examples" in caplog.text
+
+
 # ----------------------------------------------------------------------------- reparameterisation
 
 def test_reparameterised_gradient_matches_central_differences():

@@ -8,11 +8,13 @@ the model: VAEs and (later) flows with a variational dequantiser reuse the same 
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from genjax.data import dynamic_binarize
 
@@ -62,14 +64,17 @@ def binarize_test_set(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def dataset_means(per_example_fn: Callable[[np.ndarray, int], dict[str, Array]],
-                  batches: Iterable[dict], pad_to: int | None = None) -> dict[str, float]:
+                  batches: Iterable[dict], pad_to: int | None = None, total: int | None = None,
+                  progress_every_s: float = 30.0) -> dict[str, float]:
   """Means over a whole split of per-example values: `per_example_fn(x, batch_index)` -> {name: [b]}.
 
   With `pad_to`, a short last batch is padded (repeating its last row) and the padding dropped, so a
-  jitted `per_example_fn` compiles once.
+  jitted `per_example_fn` compiles once. With `total` (the split's size), a pass longer than
+  `progress_every_s` logs how far it is, its rate and an ETA.
   """
   totals: dict[str, float] = {}
   count = 0
+  started = last_log = time.perf_counter()
   for index, batch in enumerate(batches):
     x = np.asarray(batch["x"])
     n = len(x)
@@ -79,4 +84,10 @@ def dataset_means(per_example_fn: Callable[[np.ndarray, int], dict[str, Array]],
     for name, value in values.items():
       totals[name] = totals.get(name, 0.0) + float(np.sum(np.asarray(value, np.float64)[:n]))
     count += n
-  return {name: total / count for name, total in totals.items()} | {"num_examples": count}
+    now = time.perf_counter()
+    if total and now - last_log >= progress_every_s and count < total:
+      rate = count / (now - started)
+      logging.info("eval: %d/%d examples | %.1f examples/s | ETA %s", count, total, rate,
+                   time.strftime("%H:%M:%S", time.gmtime((total - count) / rate)))
+      last_log = now
+  return {name: value_sum / count for name, value_sum in totals.items()} | {"num_examples": count}

@@ -259,7 +259,8 @@ class FlowObjective(EncodeDecode):
               "one_sample_bound": jnp.mean(log_w, axis=0)}
 
     means = likelihood_bounds.dataset_means(
-        per_example, genjax_data.eval_batches(arrays, self.eval_batch_size), pad_to=self.eval_batch_size)
+        per_example, genjax_data.eval_batches(arrays, self.eval_batch_size), pad_to=self.eval_batch_size,
+        total=len(arrays["x"]))
     nll, bound = -means["log_likelihood"], -means["one_sample_bound"]
     return {"bits_per_dim": likelihood_bounds.bits_per_dim(nll, self.num_dims), "nll_nats": nll,
             "one_sample_bits_per_dim": likelihood_bounds.bits_per_dim(bound, self.num_dims),

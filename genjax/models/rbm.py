@@ -276,7 +276,7 @@ class RBMObjective:
     """Means over a split of -F(v) and the pseudo-log-likelihood, in batches padded to one shape."""
     return likelihood_bounds.dataset_means(
         lambda xb, i: self._split_terms(state.params, jnp.asarray(xb), jax.random.fold_in(rng, i)),
-        eval_batches({"x": x}, self.eval_batch_size), pad_to=self.eval_batch_size)
+        eval_batches({"x": x}, self.eval_batch_size), pad_to=self.eval_batch_size, total=len(x))
 
   def evaluate(self, state: TrainState, arrays: dict, rng: Array) -> dict[str, Any]:
     """log Z (AIS, and exact when the smaller layer has <= 20 units) and mean log p(v) on the test and

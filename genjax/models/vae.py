@@ -308,7 +308,8 @@ class VAEObjective(EncodeDecode):
               "log_likelihood": log_likelihood_fn(state.params, x, is_key)}
 
     means = likelihood_bounds.dataset_means(
-        per_example, eval_batches({"x": x_all}, self.eval_batch_size), pad_to=self.eval_batch_size)
+        per_example, eval_batches({"x": x_all}, self.eval_batch_size), pad_to=self.eval_batch_size,
+        total=len(x_all))
     num_dims = int(np.prod(x_all.shape[1:]))
     nll = -means["log_likelihood"]
     kind = self.model.get("likelihood", "bernoulli")
