@@ -54,17 +54,38 @@ def jacobian_frobenius_penalty(encode_fn: Callable[[Array], Array], x: Array,
   return _sum_per_example(jnp.square(jacobian))
 
 
-def mlp_jacobian_frobenius(kernels: list[Array], slopes: list[Array]) -> Array:
+def _chain_costs(kernels: list[Array]) -> dict[str, int]:
+  """Multiply-adds per example of the two Gram chains: from the input side and from the code side."""
+  widths = [k.shape[1] for k in kernels[:-1]]
+  code = kernels[-1].shape[1]
+  pairs = list(zip(widths[:-1], widths[1:]))
+  return {"input": sum(a * a * b + a * b * b for a, b in pairs) + widths[-1] ** 2,
+          "output": code * (sum(a * b for a, b in pairs) + widths[0] ** 2)}
+
+
+def mlp_jacobian_frobenius(kernels: list[Array], slopes: list[Array], side: str = "auto") -> Array:
   """||J||_F^2 per example of an MLP z = act(...act(x K_1)...) K_L, without forming J.
 
   J = K_L^T D_{L-1} K_{L-1}^T ... D_1 K_1^T with D_l = diag(slopes[l-1]) (activation derivatives,
-  [batch, width_l]), so J J^T is a chain of Gram matrices: G_1 = K_1^T K_1, G_{l+1} = K_{l+1}^T
-  (s_l s_l^T o G_l) K_{l+1}, and ||J||_F^2 = tr(G_L) = s^T (G_{L-1} o K_L K_L^T) s. One hidden
-  layer costs width^2 per example instead of a code-size x input-size Jacobian.
+  [batch, width_l]); the input width only enters through G = K_1^T K_1, shared by the batch.
+  side='input': Gram chain G_{l+1} = K_{l+1}^T (s_l s_l^T o G_l) K_{l+1}, ||J||_F^2 = tr(G_L)
+  (width^2 per example for one hidden layer). side='output': M = K_L^T D_{L-1} ... D_1 [code, h_1]
+  per example, ||J||_F^2 = tr(M G M^T) (cheaper for deep encoders with a narrow code).
+  'auto' takes the side with fewer multiply-adds.
   """
   if len(kernels) < 2:
     raise ValueError("mlp_jacobian_frobenius needs at least one hidden layer")
-  gram = kernels[0].T @ kernels[0]  # [h1, h1], shared by the batch; [batch, h, h] after layer 2
+  if side == "auto":
+    costs = _chain_costs(kernels)
+    side = min(costs, key=costs.get)
+  gram = kernels[0].T @ kernels[0]  # [h1, h1]
+  if side == "output":
+    m = kernels[-1].T[None] * slopes[-1][:, None, :]  # [batch, code, h_{L-1}]
+    for kernel, s in zip(reversed(kernels[1:-1]), reversed(slopes[:-1])):
+      m = jnp.einsum("bzo,io->bzi", m, kernel) * s[:, None, :]
+    return jnp.einsum("bzi,ij,bzj->b", m, gram, m)
+  if side != "input":
+    raise ValueError(f"side must be 'auto', 'input' or 'output', not {side!r}")
   for kernel, s in zip(kernels[1:-1], slopes[:-1]):
     gram = jnp.einsum("bij,bi,bj,io,jp->bop" if gram.ndim == 3 else "ij,bi,bj,io,jp->bop",
                       gram, s, s, kernel, kernel)

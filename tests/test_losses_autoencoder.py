@@ -1,4 +1,6 @@
 """The autoencoder terms: contractive penalty against finite differences and closed forms."""
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,9 +90,10 @@ def test_sigmoid_cross_entropy_is_stable_for_large_logits():
 
 
 
+@pytest.mark.parametrize("side", ["input", "output"])
 @pytest.mark.parametrize("sizes, activation", [((6, 5, 3), jnp.tanh), ((5, 4, 4, 2), jax.nn.sigmoid),
                                                ((4, 3, 5, 2, 3), jax.nn.softplus)])
-def test_closed_form_mlp_penalty_matches_finite_differences(x64, sizes, activation):
+def test_closed_form_mlp_penalty_matches_finite_differences(x64, sizes, activation, side):
   """mlp_jacobian_frobenius (Gram-matrix chain) == ||J||_F^2 by central differences, per example."""
   key_w, key_x = jax.random.split(jax.random.key(3))
   keys = jax.random.split(key_w, len(sizes) - 1)
@@ -110,7 +113,7 @@ def test_closed_form_mlp_penalty_matches_finite_differences(x64, sizes, activati
     pre.append(h @ w)
     h = activation(pre[-1])
   slopes = [jax.vmap(jax.vmap(jax.grad(activation)))(a) for a in pre]
-  closed = jax.jit(losses.mlp_jacobian_frobenius)(kernels, slopes)
+  closed = jax.jit(partial(losses.mlp_jacobian_frobenius, side=side))(kernels, slopes)
   expected = [_finite_difference_penalty(encode, x) for x in xs]
   np.testing.assert_allclose(np.asarray(closed), expected, rtol=1e-6)
 
@@ -133,6 +136,15 @@ def test_autoencoder_dense_penalty_equals_jacfwd_with_gradients(activation, hidd
   grads = [jax.tree_util.tree_leaves(jax.jit(jax.grad(lambda p: f(p).sum()))(params)) for f in (dense, reference)]
   for a, b in zip(*grads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_closed_form_takes_the_cheaper_chain():
+  kernels = lambda *sizes: [jnp.zeros((a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+  # One hidden layer: width^2 from the input side against code * width^2 from the code side.
+  assert losses._chain_costs(kernels(784, 256, 32)) == {"input": 256 ** 2, "output": 32 * 256 ** 2}
+  # cae.py's 784-256-128-16: 12.6M multiply-adds per example from the input side, 1.6M from the code.
+  assert losses._chain_costs(kernels(784, 256, 128, 16)) == {
+      "input": 256 ** 2 * 128 + 256 * 128 ** 2 + 128 ** 2, "output": 16 * (256 * 128 + 256 ** 2)}
 
 
 def test_dense_penalty_only_for_mlp_encoders():
