@@ -7,7 +7,7 @@ from genjax.configs import vae_config
 STEPS_PER_EPOCH = -(-60_000 // 128)
 _OBJECTIVES = {"elbo": dict(objective="elbo", num_importance_samples=1),
                "iwae": dict(objective="iwae", num_importance_samples=5)}
-_EPOCHS = {"elbo": 60, "iwae": 30}
+EPOCHS = 60
 
 
 def get_config(arg=None):
@@ -17,7 +17,7 @@ def get_config(arg=None):
   config = vae_config("mlp", 32, hidden=(512, 512), activation="relu",
                       kl_warmup_steps=5 * STEPS_PER_EPOCH, eval_importance_samples=1000,
                       **_OBJECTIVES[variant])
-  num_steps = _EPOCHS[variant] * STEPS_PER_EPOCH
+  num_steps = EPOCHS * STEPS_PER_EPOCH
   config.update(dict(batch_size=128, num_steps=num_steps, log_every=STEPS_PER_EPOCH,
                      checkpoint_every=5 * STEPS_PER_EPOCH, sample_every=10 * STEPS_PER_EPOCH))
   config.dataset.update(dict(name="fashion_mnist", binarize=True))

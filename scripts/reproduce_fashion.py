@@ -33,6 +33,8 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     # Autoencoders and GANs: the digits experiments as committed, on Fashion-MNIST, default steps.
     **{name: ("genjax.main", ("--config", f"experiments/{name}.py", *FASHION))
        for name in ("ae_mlp", "ae_conv", "dae", "sparse_ae", "cae", "gan_mlp", "cgan", "dcgan", "wgan", "wgan_gp")},
+    # The contractive penalty's effect: the same tanh MLP with lambda = 0 (its ||J||_F^2 is still scored).
+    "cae_no_penalty": ("genjax.main", ("--config", "experiments/cae.py", *FASHION, "--config.model.contractive_weight=0.0")),
     "dcgan_ema": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.model.ema_decay=0.999")),
 }
 

@@ -155,3 +155,18 @@ def test_dense_penalty_only_for_mlp_encoders():
   assert resolve_jacobian_mode(autoencoder_config("mlp", norm="layer", contractive_weight=0.1).model) == "auto"
   with pytest.raises(ConfigError, match="model.jacobian_mode='dense' is not allowed"):
     validate(autoencoder_config("conv", contractive_weight=0.1, jacobian_mode="dense"))
+
+
+def test_evaluate_scores_the_jacobian_of_an_unpenalised_mlp():
+  """eval's test_jacobian_frobenius is the test mean of ||J_x E(x)||_F^2 even at lambda = 0."""
+  from genjax.configs import autoencoder_config
+  from genjax.models.autoencoder import AutoencoderObjective
+  objective = AutoencoderObjective(autoencoder_config("mlp", activation="tanh", hidden=(8, 6), latent_dim=3))
+  x = jax.random.uniform(jax.random.key(0), (10, 8, 8, 1))  # the digits shape the config names
+  state = objective.init(jax.random.key(1), {"x": x[:4]})
+  results = objective.evaluate(state, {"x": np.asarray(x)}, jax.random.key(2))
+  one = lambda xi: objective.encoder.apply({"params": state.params["encoder"]}, xi[None])[0]
+  expected = float(jnp.mean(losses.jacobian_frobenius_penalty(one, x, "fwd")))
+  assert "test_contractive" not in results and results["num_examples"] == 10
+  np.testing.assert_allclose(results["test_jacobian_frobenius"], expected, rtol=1e-5)
+  assert expected > 0.01

@@ -1,6 +1,8 @@
 """The domain-classifier features behind --mode eval's sample-quality numbers, calibrated on digits."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from ml_collections import ConfigDict
 from genjax import data as genjax_data
 from genjax.evaluate import compare
 from genjax.evaluate.classifier import FeatureExtractor, sample_quality_report
+from tests.helpers import ROOT
 
 DIGITS = ConfigDict({"name": "digits"})
 
@@ -69,6 +72,11 @@ def test_compare_prints_a_table_and_writes_a_chart(tmp_path):
   assert Image.open(path).size[0] > 3 * 200
   with pytest.raises(FileNotFoundError, match="run --mode eval"):
     compare.load_rows([str(tmp_path)])
+  # From the command line: one error line naming the workdir, exit 2, no chart.
+  result = subprocess.run([sys.executable, "-m", "genjax.evaluate.compare", str(tmp_path / "run_a"), str(tmp_path),
+                           "--output", str(tmp_path / "never.png")], capture_output=True, text=True, cwd=ROOT)
+  assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}/eval.json is missing")
+  assert not os.path.exists(tmp_path / "never.png")
 
 
 def test_classifier_trains_at_least_ten_epochs_and_600_steps():

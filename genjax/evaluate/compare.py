@@ -64,7 +64,11 @@ def main(argv: list[str]) -> None:
     print("usage: python -m genjax.evaluate.compare WORKDIR... [--reference] [--output chart.png]",
           file=sys.stderr)
     sys.exit(2)
-  rows = load_rows(workdirs)
+  try:
+    rows = load_rows(workdirs)
+  except FileNotFoundError as e:  # a workdir without eval.json: one line, as the CLI does
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   if _REFERENCE.value:
     from ml_collections import ConfigDict
     with open(os.path.join(workdirs[0], "config.json")) as f:

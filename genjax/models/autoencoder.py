@@ -198,9 +198,12 @@ class AutoencoderObjective(EncodeDecode):
     return self.autoencoding_pictures(state, batch)
 
   def evaluate(self, state: TrainState, arrays: dict, rng: jax.Array) -> dict[str, float]:
-    """Test-set means of every loss term (nats or squared error per example) on clean inputs."""
+    """Test-set means of every loss term (nats or squared error per example) on clean inputs, and
+    for MLP encoders the mean ||J_x E(x)||_F^2 (test_jacobian_frobenius), penalised or not."""
     # A denoising AE is judged on clean inputs: the error a user of the code cares about.
-    batch_terms = xla_options.jit(lambda params, x: self.terms(params, x, rng, noisy=False))
+    jacobian = dense_jacobian_applies(self.model)  # ||J||_F^2 in closed form: cheap for any MLP
+    batch_terms = xla_options.jit(lambda params, x: self.terms(params, x, rng, noisy=False) | (
+        {"jacobian_frobenius": self.contractive_penalty(params["encoder"], x)} if jacobian else {}))
     means = dataset_means(lambda x, _: batch_terms(state.params, x), eval_batches(arrays, 256), pad_to=256)
     count = means.pop("num_examples")
     return {f"test_{k}": v for k, v in means.items()} | {"num_examples": count}
