@@ -29,6 +29,8 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "flow_vardeq": ("genjax.main", ("--config", "experiments/flow_vardeq.py")),
     "realnvp": ("genjax.main", ("--config", "experiments/realnvp.py")),
     "pix2pix_inpaint": ("genjax.main", ("--config", "experiments/pix2pix_inpaint.py")),
+    "vae_best_elbo": ("genjax.main", ("--config", "experiments/vae_fashion_best.py")),
+    "vae_best_iwae": ("genjax.main", ("--config", "experiments/vae_fashion_best.py:iwae")),
     "vae_fashion_2d": ("genjax.main", ("--config", "experiments/vae_fashion.py:2")),
     # Autoencoders and GANs: the digits experiments as committed, on Fashion-MNIST, default steps.
     **{name: ("genjax.main", ("--config", f"experiments/{name}.py", *FASHION))
