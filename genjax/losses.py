@@ -75,6 +75,8 @@ def mlp_jacobian_frobenius(kernels: list[Array], slopes: list[Array], side: str 
   """
   if len(kernels) < 2:
     raise ValueError("mlp_jacobian_frobenius needs at least one hidden layer")
+  if side not in ("auto", "input", "output"):
+    raise ValueError(f"side must be 'auto', 'input' or 'output', not {side!r}")
   if side == "auto":
     costs = _chain_costs(kernels)
     side = min(costs, key=costs.get)
@@ -84,8 +86,6 @@ def mlp_jacobian_frobenius(kernels: list[Array], slopes: list[Array], side: str 
     for kernel, s in zip(reversed(kernels[1:-1]), reversed(slopes[:-1])):
       m = jnp.einsum("bzo,io->bzi", m, kernel) * s[:, None, :]
     return jnp.einsum("bzi,ij,bzj->b", m, gram, m)
-  if side != "input":
-    raise ValueError(f"side must be 'auto', 'input' or 'output', not {side!r}")
   for kernel, s in zip(kernels[1:-1], slopes[:-1]):
     gram = jnp.einsum("bij,bi,bj,io,jp->bop" if gram.ndim == 3 else "ij,bi,bj,io,jp->bop",
                       gram, s, s, kernel, kernel)

@@ -32,9 +32,11 @@ def figure_array(fig) -> np.ndarray:
 
 def scatter_plot(points: np.ndarray, reference: np.ndarray | None = None, size: int = 384,
                  extent: float | None = None, labels: np.ndarray | None = None,
-                 title: str = "", axis_labels: tuple[str, str] = ("x₁", "x₂")) -> np.ndarray:
-  """2-D points (black, or coloured by integer `labels` with a legend) over optional reference
-  points (light grey), on square axes of half-width `extent`; uint8 RGB, about size x size px."""
+                 title: str = "", axis_labels: tuple[str, str] = ("x₁", "x₂"),
+                 label_names: Sequence[str] | None = None) -> np.ndarray:
+  """2-D points (black, or coloured by integer `labels` with a legend, `label_names[label]` if given)
+  over optional reference points (light grey), on square axes of half-width `extent`; uint8 RGB,
+  about size x size px."""
   plt = _pyplot()
   points = np.asarray(points, np.float32)
   finite = points[np.all(np.isfinite(points), axis=1)]
@@ -50,7 +52,8 @@ def scatter_plot(points: np.ndarray, reference: np.ndarray | None = None, size: 
   else:
     labels = np.asarray(labels)[np.all(np.isfinite(points), axis=1)]
     for label in np.unique(labels):
-      ax.scatter(*finite[labels == label].T, s=3, c=TAB10[int(label) % len(TAB10)], label=str(label),
+      ax.scatter(*finite[labels == label].T, s=3, c=TAB10[int(label) % len(TAB10)],
+                 label=label_names[int(label)] if label_names else str(label),
                  linewidths=0)
   ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", xlabel=axis_labels[0],
          ylabel=axis_labels[1])

@@ -31,19 +31,13 @@ def copy_grey(source: str, target: str) -> None:
 def latent_scatter(workdir: str, target: str) -> None:
   """Test-set posterior means of a 2-D VAE, one colour per class, legend with the class names."""
   import genjax
-  from genjax.plots import _pyplot
+  from genjax.plots import scatter_plot
   model = genjax.load(workdir)
   test = model.test_data()
-  codes, labels = model.encode(test["x"]), np.asarray(test["label"])
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-  for label, name in enumerate(CLASSES):
-    ax.scatter(*codes[labels == label].T, s=1, label=name, linewidths=0)
-  ax.set(xlabel="z₁ (posterior mean)", ylabel="z₂", title="2-D VAE: 10,000 test images", aspect="equal")
-  ax.legend(fontsize=7, markerscale=6, loc="upper right")
-  fig.tight_layout()
-  fig.savefig(target)
-  plt.close(fig)
+  picture = scatter_plot(model.encode(test["x"]), size=500, labels=np.asarray(test["label"]),
+                         title="2-D VAE: 10,000 test images", axis_labels=("z₁ (posterior mean)", "z₂"),
+                         label_names=CLASSES)
+  Image.fromarray(picture).save(target, optimize=True)
 
 
 def main() -> None:

@@ -202,8 +202,15 @@ class AutoencoderObjective(EncodeDecode):
     for MLP encoders the mean ||J_x E(x)||_F^2 (test_jacobian_frobenius), penalised or not."""
     # A denoising AE is judged on clean inputs: the error a user of the code cares about.
     jacobian = dense_jacobian_applies(self.model)  # ||J||_F^2 in closed form: cheap for any MLP
-    batch_terms = xla_options.jit(lambda params, x: self.terms(params, x, rng, noisy=False) | (
-        {"jacobian_frobenius": self.contractive_penalty(params["encoder"], x)} if jacobian else {}))
+
+    def eval_terms(params, x):
+      terms = self.terms(params, x, rng, noisy=False)
+      if jacobian:  # a contractive AE has computed it already as its penalty
+        terms["jacobian_frobenius"] = (terms["contractive"] if "contractive" in terms
+                                       else self.contractive_penalty(params["encoder"], x))
+      return terms
+
+    batch_terms = xla_options.jit(eval_terms)
     means = dataset_means(lambda x, _: batch_terms(state.params, x), eval_batches(arrays, 256), pad_to=256)
     count = means.pop("num_examples")
     return {f"test_{k}": v for k, v in means.items()} | {"num_examples": count}
