@@ -38,7 +38,7 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     # The contractive penalty's effect: the same tanh MLP with lambda = 0 (its ||J||_F^2 is still scored).
     "cae_no_penalty": ("genjax.main", ("--config", "experiments/cae.py", *FASHION, "--config.model.contractive_weight=0.0")),
     "dcgan_ema": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.model.ema_decay=0.999")),
-    # Issue 19: the style generator against DCGAN at equal generator steps (2000 each, ~40 min on 2 cores).
+    # Issue 19: the style generator against DCGAN at equal generator steps (2000 each; 65 min on 2 cores, measured).
     "stylegan_2000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=2000")),
     "dcgan_2000": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.num_steps=2000")),
 }
