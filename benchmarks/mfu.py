@@ -18,7 +18,7 @@ import jax
 
 from benchmarks.run import _set_image_shape, machine
 from benchmarks.workloads import synthetic_batches, workloads
-from genjax import trainer
+from genjax import trainer, xla_options
 
 # device_kind substring -> dense peak TFLOP/s per chip for float32 inputs at JAX's default matmul
 # precision (TF32 tensor cores on NVIDIA Ampere and later; bf16 passes on TPU). Vendors' data sheets.
@@ -35,14 +35,6 @@ def peak_tflops(device_kind: str) -> float | None:
   return next((v for k, v in PEAK_TFLOPS.items() if k.lower() in device_kind.lower()), None)
 
 
-def step_flops(compiled) -> float | None:
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
-    analysis = analysis[0] if analysis else {}
-  flops = (analysis or {}).get("flops")
-  return float(flops) if flops and flops > 0 else None
-
-
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--steps", type=int, default=300)
@@ -54,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
   batches = [trainer.shard_batch(b, run.mesh) for b in synthetic_batches(workload.config, 4)]
   state = run.init_state(batches[0])
   train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh))
-  flops = step_flops(train_step.lower(state, batches[0]).compile())
+  flops = xla_options.program_flops(train_step.lower(state, batches[0]).compile())
 
   for i in range(3):  # compile and warm up
     state, _ = train_step(state, batches[i % len(batches)])

@@ -17,7 +17,7 @@ def base_config(**overrides) -> ConfigDict:
   config.keep_checkpoints = 3
   config.eval_num_samples = 10000  # sample-quality N (capped by the test split): the usual 10k for FID
   config.num_seeds = 1  # > 1: seeds seed .. seed + num_seeds - 1 as one vmapped program (genjax/models/seeds.py)
-  config.fast_compile = "auto"  # yes: compile the step for compile time (auto: runs of <= 200 steps)
+  config.fast_compile = "auto"  # yes: compile the step for compile time (auto: <= 200 steps of <= 1e11 FLOPs in all)
   config.skip_nonfinite = False  # True: drop (and count) updates with a non-finite loss instead of stopping
   from genjax.data import dataset_options  # every dataset's options, so each is settable from the CLI
   config.dataset = ConfigDict({"name": "digits", **dataset_options()})

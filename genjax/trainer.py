@@ -332,6 +332,22 @@ def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool 
                  compiler_options=compiler_options or None)
 
 
+def compile_train_step(run: Run, state: TrainState) -> Callable:
+  """make_train_step's step compiled for `state` and the run's batches. A short run of cheap steps
+  is compiled for compile time (`xla_options.fast_compile`), judged by XLA's FLOP count of the step."""
+  config = run.config
+  step = make_train_step(run.objective, run.mesh, replicated(run.mesh),
+                         bool(config.get("skip_nonfinite", False)))
+  lowered = step.lower(state, shard_batch(run.batches()(int(state.step)), run.mesh))
+  flops = xla_options.program_flops(lowered) if xla_options.needs_step_flops(config) else None
+  fast = xla_options.fast_compile(config, flops)
+  if flops is not None:
+    logging.info("train step: %.3g FLOPs x %d steps: compiled for %s", flops, config.num_steps,
+                 "compile time" if fast else "speed")
+  platform = run.mesh.devices.flat[0].platform
+  return lowered.compile(xla_options.run_once_options(platform) if fast else None)
+
+
 def write_config(config: ConfigDict, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -380,9 +396,7 @@ def _train_loop(run: Run, stop: StopRequest) -> TrainState:
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("%s on %s: %d parameters, %d devices", config.model.name, config.dataset.name,
                  n_params, run.mesh.devices.size)
-  train_step = make_train_step(run.objective, run.mesh, replicated(run.mesh),
-                               bool(config.get("skip_nonfinite", False)),
-                               fast_compile=xla_options.fast_compile(config))
+  train_step = compile_train_step(run, state) if start < config.num_steps else None
   writer = MetricsWriter(run.workdir, run.is_chief)
   history: list[dict] = []
   # With skip_nonfinite the step itself drops bad updates; otherwise the loop stops on them.

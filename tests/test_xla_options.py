@@ -83,6 +83,22 @@ def test_fast_compile_follows_the_run_length_or_the_config():
   assert xla_options.fast_compile(config)
 
 
+def test_a_short_run_of_heavy_steps_is_compiled_for_speed():
+  config = configs.base_config(num_steps=100)
+  limit = xla_options.FAST_COMPILE_MAX_FLOPS
+  assert xla_options.needs_step_flops(config)
+  assert xla_options.fast_compile(config, step_flops=limit / 100)
+  assert not xla_options.fast_compile(config, step_flops=limit / 100 * 1.01)
+  assert xla_options.fast_compile(config, step_flops=None)  # a backend that counts nothing: by length
+  config.fast_compile = "yes"
+  assert xla_options.fast_compile(config, step_flops=limit) and not xla_options.needs_step_flops(config)
+
+
+def test_program_flops_counts_a_matmul():
+  lowered = jax.jit(jnp.dot).lower(jnp.zeros((8, 16)), jnp.zeros((16, 32)))
+  assert xla_options.program_flops(lowered) == 2 * 8 * 16 * 32
+
+
 def test_fast_compiled_train_step_trains_what_the_default_step_trains(tmp_path):
   """A short run's step, compiled at LLVM level 0, changes parameters by float rounding only (plain
   SGD: Adam's normalised steps would turn rounding in near-zero gradients into +-lr)."""
@@ -102,12 +118,14 @@ def test_fast_compiled_train_step_trains_what_the_default_step_trains(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("choice, fast", [("auto", True), ("no", False)])
-def test_trainer_compiles_a_short_runs_step_fast(choice, fast, tmp_path, monkeypatch):
-  seen = []
-  make = trainer.make_train_step
-  monkeypatch.setattr(trainer, "make_train_step", lambda *a, **k: seen.append(k["fast_compile"]) or make(*a, **k))
+@pytest.mark.parametrize("choice, max_flops, fast", [("auto", 1e11, True), ("no", 1e11, False),
+                                                      ("auto", 1.0, False)])  # 1 FLOP: heavy steps
+def test_trainer_compiles_a_short_runs_step_fast(choice, max_flops, fast, tmp_path, monkeypatch):
+  seen = []  # the options of every explicit Lowered.compile: the trainer's step is the only one with any
+  compile = jax.stages.Lowered.compile
+  monkeypatch.setattr(jax.stages.Lowered, "compile", lambda self, options=None, **k: seen.append(options) or compile(self, options, **k))
+  monkeypatch.setattr(xla_options, "FAST_COMPILE_MAX_FLOPS", max_flops)
   config = configs.autoencoder_config(hidden=(16,), latent_dim=2)
   config.update(num_steps=2, batch_size=8, log_every=1, checkpoint_every=2, sample_every=0, fast_compile=choice)
   trainer.train(config, str(tmp_path / choice))
-  assert seen == [fast]
+  assert [options for options in seen if options] == ([xla_options.run_once_options()] if fast else [])
