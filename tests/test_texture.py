@@ -138,6 +138,14 @@ def test_patch_metrics_known_values():
   assert np.isclose(base["noise"].mean(), exemplar.mean(), atol=0.03)
 
 
+def test_normalised_score_is_zero_at_noise_one_at_the_crop_and_null_when_unranked():
+  score = texture_metrics.normalised_score
+  assert score(0.08, 0.08, 0.02) == 0.0 and score(0.08, 0.02, 0.02) == 1.0
+  assert score(0.08, 0.05, 0.02) == pytest.approx(0.5)
+  # Measured on immunohistochemistry at 256x256: noise 0.0797 below the crop's 0.0834 patch SWD.
+  assert score(0.0797, 0.0868, 0.0834) is None and score(0.05, 0.01, 0.05) is None
+
+
 def test_coarse_to_fine_starts_each_level_from_the_coarser_one(tmp_path):
   config = small_config(tmp_path, levels=2, coarse_steps=2, filter_sizes=(3,))
   config.optimizer = type(config.optimizer)({"name": "adam", "learning_rate": 0.05})

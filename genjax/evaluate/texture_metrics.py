@@ -5,7 +5,8 @@
 - Baselines of the synthesis's size: white noise with the exemplar's mean and std per channel (the
   floor), the pixels of a random crop shuffled (same histogram, no structure), a random crop (the
   ceiling: real texture). Normalised score = (noise - synthesis) / (noise - crop): 0 is noise, 1 is
-  as close as a real crop.
+  as close as a real crop; for the patch SWD and the held-out Gram loss; null where a metric scores
+  the noise floor at or below the crop (it cannot rank them).
 - Copy check: the largest normalised cross-correlation of synthesis patches with any exemplar window
   (1.0 = a verbatim copy), next to the exemplar's own self-similarity (its left half's patches
   against its right half) and shuffled pixels; and the RMS distance between two syntheses next to
@@ -103,6 +104,12 @@ def rms_distance(a: np.ndarray, b: np.ndarray) -> float:
   return float(np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
 
 
+def normalised_score(noise: float, synthesis: float, crop: float) -> float | None:
+  """(noise - synthesis) / (noise - crop): 0 at the noise floor, 1 as close as a real crop. None
+  where the metric does not rank the crop above noise (then it cannot tell texture from noise)."""
+  return (noise - synthesis) / (noise - crop) if noise > crop else None
+
+
 def texture_report(syntheses: np.ndarray, exemplar: np.ndarray,
                    heldout_gram_loss: Callable[[np.ndarray], np.ndarray], seed: int = 0) -> dict:
   """eval.json numbers for syntheses [N, S, S, C] of `exemplar` [E, E', C] (N >= 2 for diversity);
@@ -119,8 +126,9 @@ def texture_report(syntheses: np.ndarray, exemplar: np.ndarray,
     prefix = f"{name}_" if name else ""
     report[f"{prefix}patch_swd"] = float(np.mean([patch_swd(x, exemplar, seed + i) for i, x in enumerate(images)]))
     report[f"{prefix}heldout_gram_loss"] = float(np.mean(np.asarray(heldout_gram_loss(images))))
-  report["patch_swd_score"] = ((report["noise_patch_swd"] - report["patch_swd"])
-                               / max(report["noise_patch_swd"] - report["crop_patch_swd"], 1e-12))
+  for metric in ("patch_swd", "heldout_gram_loss"):
+    report[f"{metric}_score"] = normalised_score(
+        report[f"noise_{metric}"], report[metric], report[f"crop_{metric}"])
   nccs = [copy_ncc(x, exemplar, seed + i) for i, x in enumerate(syntheses)]
   report["copy_ncc_mean"] = float(np.mean([m for m, _ in nccs]))
   report["copy_ncc_max"] = float(np.max([m for _, m in nccs]))
