@@ -13,7 +13,7 @@ from genjax import images as genjax_images
 from genjax import xla_options
 from genjax.evaluate.classifier import sample_quality_report
 from genjax.objective import as_numpy, has_ability
-from genjax.trainer import Run
+from genjax.trainer import Run, objective_at
 
 
 def _require(run: Run, ability: str, mode: str) -> None:
@@ -26,14 +26,15 @@ def evaluation(run: Run, state) -> dict:
   """The family's test-set numbers for `state`, keyed by step, dataset and model; JSON-ready."""
   key = jax.random.fold_in(jax.random.key(run.config.seed), int(state.step))
   test = run.test_arrays()
+  objective = objective_at(run.objective, int(state.step))
   results = {"step": int(state.step), "dataset": run.config.dataset.name, "model": run.config.model.name,
-             **as_numpy(run.objective.evaluate(state, test, key))}
+             **as_numpy(objective.evaluate(state, test, key))}
   # Image generators get classifier-feature sample quality, unless the family scores its own samples
   # (a texture network has one exemplar: no classes to train a classifier on).
   if (has_ability(run.objective, "sample") and test["x"].ndim == 4
       and not getattr(run.objective, "measures_own_samples", False)):
     n = min(len(test["x"]), int(run.config.get("eval_num_samples", 10000)))
-    samples = xla_options.jit(run.objective.sample, static_argnums=2)(state, jax.random.fold_in(key, 7), n)
+    samples = xla_options.jit(objective.sample, static_argnums=2)(state, jax.random.fold_in(key, 7), n)
     results.update(sample_quality_report(run.config.dataset, np.asarray(samples), test["x"][:n]))
   return {k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v for k, v in results.items()}
 
@@ -61,7 +62,7 @@ def sample(config: ConfigDict, workdir: str, num_samples: int = 64) -> np.ndarra
     key = jax.random.fold_in(jax.random.key(config.seed), 2 ** 20 + int(state.step))
     paths = run.write_pictures(state, "sample")
     if has_ability(run.objective, "sample"):
-      samples = np.asarray(run.objective.sample(state, key, num_samples))
+      samples = np.asarray(objective_at(run.objective, int(state.step)).sample(state, key, num_samples))
     else:
       # Families without a prior (plain autoencoders) have pictures only: keep the first as the array.
       _require(run, "pictures", "sample")

@@ -22,6 +22,9 @@ class Objective(Protocol):
   - `warnings(interval_means) -> [str]`: host-side checks of the logged means (the trainer logs
     each string as a warning), e.g. a discriminator that wins outright.
   - `encode`, `decode`, `log_likelihood`: used by evaluation and the notebook API where present.
+  - `program_key(step) -> hashable` and `for_program(key) -> objective`: a step whose structure
+    changes with the step (progressive growing's level); the trainer compiles
+    `for_program(key).step` once per key, switching at the steps where the key changes.
   """
 
   def init(self, rng: jax.Array, batch: Batch) -> TrainState:

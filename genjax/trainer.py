@@ -332,11 +332,27 @@ def make_train_step(objective, mesh: Mesh, state_sharding, skip_nonfinite: bool 
                  compiler_options=compiler_options or None)
 
 
-def compile_train_step(run: Run, state: TrainState) -> Callable:
-  """make_train_step's step compiled for `state` and the run's batches. A short run of cheap steps
-  is compiled for compile time (`xla_options.fast_compile`), judged by XLA's FLOP count of the step."""
+def program_key(objective, step: int):
+  """Which compiled step trains `step` (None: one program for the whole run; see genjax/objective.py)."""
+  return objective.program_key(step) if has_ability(objective, "program_key") else None
+
+
+def objective_at(objective, step: int):
+  """The objective specialised to `step`'s program (itself for one-program families): for the
+  train step, and for evaluating or sampling a state without the lax.switch over programs."""
+  key = program_key(objective, step)
+  return objective if key is None else objective.for_program(key)
+
+
+def compile_train_step(run: Run, state: TrainState, program=None) -> Callable:
+  """make_train_step's step (of `for_program(program)` where given) compiled for `state` and the
+  run's batches. A short run of cheap steps is compiled for compile time (`xla_options.fast_compile`),
+  judged by XLA's FLOP count of the step."""
   config = run.config
-  step = make_train_step(run.objective, run.mesh, replicated(run.mesh),
+  objective = run.objective if program is None else run.objective.for_program(program)
+  if program is not None:
+    logging.info("compiling the train step for program %s (from step %d)", program, int(state.step))
+  step = make_train_step(objective, run.mesh, replicated(run.mesh),
                          bool(config.get("skip_nonfinite", False)))
   lowered = step.lower(state, shard_batch(run.batches()(int(state.step)), run.mesh))
   flops = xla_options.program_flops(lowered) if xla_options.needs_step_flops(config) else None
@@ -396,7 +412,7 @@ def _train_loop(run: Run, stop: StopRequest) -> TrainState:
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("%s on %s: %d parameters, %d devices", config.model.name, config.dataset.name,
                  n_params, run.mesh.devices.size)
-  train_step = compile_train_step(run, state) if start < config.num_steps else None
+  train_step, program = None, None
   writer = MetricsWriter(run.workdir, run.is_chief)
   history: list[dict] = []
   # With skip_nonfinite the step itself drops bad updates; otherwise the loop stops on them.
@@ -406,6 +422,10 @@ def _train_loop(run: Run, stop: StopRequest) -> TrainState:
   try:
     step = start
     while step < config.num_steps and not stop:
+      if train_step is None or program_key(run.objective, step) != program:
+        program = program_key(run.objective, step)
+        train_step = None  # frees the previous program before compiling the next
+        train_step = compile_train_step(run, state, program)
       state, metrics = train_step(state, shard_batch(next(batches), run.mesh))
       history.append(metrics)
       step += 1

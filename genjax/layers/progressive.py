@@ -58,6 +58,11 @@ def phase_at(step: jax.Array, num_levels: int, phase_steps: int) -> tuple[jax.Ar
   return (phase + 1) // 2, alpha
 
 
+def level_at(step: int, num_levels: int, phase_steps: int) -> int:
+  """phase_at's level for a host-side step (a Python int): which program trains it."""
+  return (min(step // phase_steps, num_phases(num_levels) - 1) + 1) // 2
+
+
 def switch_levels(level: jax.Array, branches: Sequence[Callable], *operands):
   """lax.switch over per-level branches: each level is traced (and compiled) once in one program."""
   if len(branches) == 1:
