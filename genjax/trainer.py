@@ -422,9 +422,9 @@ def _train_loop(run: Run, stop: StopRequest) -> TrainState:
   try:
     step = start
     while step < config.num_steps and not stop:
-      if train_step is None or program_key(run.objective, step) != program:
-        program = program_key(run.objective, step)
-        train_step = None  # frees the previous program before compiling the next
+      key = program_key(run.objective, step)
+      if train_step is None or key != program:
+        program, train_step = key, None  # frees the previous program before compiling the next
         train_step = compile_train_step(run, state, program)
       state, metrics = train_step(state, shard_batch(next(batches), run.mesh))
       history.append(metrics)

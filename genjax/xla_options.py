@@ -69,8 +69,8 @@ def fast_compile(config, step_flops: float | None = None) -> bool:
   choice = config.get("fast_compile", "auto")
   if choice != "auto":
     return choice == "yes"
-  short = config.num_steps <= FAST_COMPILE_MAX_STEPS
-  return short and (step_flops is None or config.num_steps * step_flops <= FAST_COMPILE_MAX_FLOPS)
+  return needs_step_flops(config) and (step_flops is None
+                                       or config.num_steps * step_flops <= FAST_COMPILE_MAX_FLOPS)
 
 
 def program_flops(stage) -> float | None:
