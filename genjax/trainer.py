@@ -108,7 +108,7 @@ class Run:
     self._train_arrays = None
     self._batches = None
     self._manager = None
-    self._pictures = None
+    self._pictures = {}  # program key -> jitted pictures
 
   # -- data
   @property
@@ -227,9 +227,11 @@ class Run:
   def write_pictures(self, state: TrainState, tag: str) -> list[str]:
     if not (self.is_chief and has_ability(self.objective, "pictures")):
       return []
-    if self._pictures is None:  # jitted once: eager flax applies cost seconds per snapshot
-      self._pictures = xla_options.jit(self.objective.pictures, run_once=True)
-    pictures = self._pictures(state, self.picture_batch(), self.picture_key())
+    step = int(state.step)
+    key = program_key(self.objective, step)
+    if key not in self._pictures:  # jitted once per program: eager flax applies cost seconds per snapshot
+      self._pictures[key] = xla_options.jit(objective_at(self.objective, step).pictures, run_once=True)
+    pictures = self._pictures[key](state, self.picture_batch(), self.picture_key())
     points = genjax_data.dataset_spec(self.config.dataset).kind == "points"  # images: no float train split
     reference = self.train_arrays["x"][:2000] if points else None
     paths = []

@@ -296,3 +296,28 @@ def test_the_trainer_compiles_one_program_per_level_and_each_trains_what_the_swi
     for a, b in zip(leaves(alone.params), leaves(switched.params)):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert float(alone_metrics["resolution"]) == float(switched_metrics["resolution"]) == (8 if step == 2 else 16)
+
+
+def test_training_pictures_render_the_states_level_without_the_switch(tmp_path, monkeypatch):
+  """write_pictures jits the program of the state's level (no lax.switch), and draws what the switch draws."""
+  from genjax import trainer
+  lowered = []
+  jit = trainer.xla_options.jit
+
+  def recording_jit(fun, **kwargs):
+    jitted = jit(fun, **kwargs)
+    return lambda *args: lowered.append(jitted.lower(*args).as_text()) or jitted(*args)
+
+  config = tiny(load_experiment("progan_fashion", "tiny"), num_steps=6)
+  run = trainer.Run(config, str(tmp_path / "run"))
+  state = run.init_state(run.first_batch()).replace(step=jnp.asarray(5, jnp.int32))  # fading 16x16 in
+  monkeypatch.setattr(trainer.xla_options, "jit", recording_jit)
+  assert run.write_pictures(state, "t")
+  assert len(lowered) == 1 and "stablehlo.case" not in lowered[0]
+  switched = jax.jit(run.objective.pictures)
+  assert "stablehlo.case" in switched.lower(state, run.picture_batch(), run.picture_key()).as_text()
+  alone = trainer.objective_at(run.objective, 5).pictures(state, run.picture_batch(), run.picture_key())
+  reference = switched(state, run.picture_batch(), run.picture_key())
+  assert set(alone) == set(reference)
+  for name in reference:
+    np.testing.assert_allclose(alone[name], reference[name], atol=1e-5)
