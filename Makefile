@@ -30,6 +30,7 @@ bench: install
 	$(PY) -m benchmarks.run $(ARGS)
 	$(PY) -m benchmarks.rbm_bench
 	$(PY) -m benchmarks.texture_bench
+	$(PY) -m benchmarks.conv_profile
 	$(PY) -m benchmarks.input_pipeline
 
 clean:
