@@ -12,6 +12,7 @@ import pytest
 import genjax
 from genjax.config import ConfigError, validate
 from genjax.configs import FLOW_LAYERS, flow_config
+from genjax.evaluate import likelihood
 from genjax.layers import coupling
 from genjax.models import flow
 from tests.helpers import run_cli, tiny
@@ -152,6 +153,25 @@ def test_uniform_model_scores_log2_levels_bits_per_dim(levels, alpha, dequantiza
   log_w = objective.log_weights(state.params, x, jax.random.key(11))
   bits = -np.asarray(log_w) / (64 * math.log(2))
   np.testing.assert_allclose(bits, math.log2(levels) - math.log2(1 - 2 * alpha), atol=2e-4)
+
+
+def test_binarized_flow_scores_the_vaes_binary_test_set(monkeypatch):
+  """dataset.binarize: 2 levels, scored on the test set binarised once as the VAE family scores it,
+  and an identity flow under the logistic prior scores 1 - log2(1 - 2 alpha) bits/dim there."""
+  config = _digits_config(prior="logistic", logit_alpha=0.05, eval_importance_samples=1)
+  config.dataset.binarize = True
+  objective = flow.FlowObjective(config)
+  test = genjax.data.load_dataset(config.dataset, "test")
+  binary = likelihood.binarize_test_set(test["x"], int(config.seed))
+  assert objective.levels == 2 and set(np.unique(binary)) == {0.0, 1.0}
+  state = objective.init(jax.random.key(0), {"x": jnp.asarray(binary[:64])})
+  scores = objective.evaluate(state, test, jax.random.key(1))
+  assert scores["levels"] == 2 and scores["binarized_test_set"] is True
+  np.testing.assert_allclose(scores["bits_per_dim"], 1 - math.log2(0.9), atol=2e-4)
+  seen, eval_batches = [], genjax.data.eval_batches
+  monkeypatch.setattr(flow.genjax_data, "eval_batches", lambda arrays, *a: seen.append(arrays["x"]) or eval_batches(arrays, *a))
+  objective.evaluate(state, test, jax.random.key(1))
+  np.testing.assert_array_equal(seen[0], binary)  # the VAE's binary pixels
 
 
 def test_bad_flow_configs_name_the_key():

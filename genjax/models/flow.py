@@ -1,6 +1,7 @@
 """Normalizing flows with exact likelihoods: Real NVP (Dinh, Sohl-Dickstein & Bengio 2016) as ONE family.
 
-Pixels are integers k in {0..L-1} (L = the dataset's `levels`: digits 17, 8-bit images 256). They
+Pixels are integers k in {0..L-1} (L = the dataset's `levels`: digits 17, 8-bit images 256; 2 with
+`dataset.binarize`, whose test set is binarised once as the VAE family's is, so NLLs compare). They
 are dequantized to v = (k + u) / L in [0, 1)^D with u ~ q(u|x): uniform, or a small conditional flow
 (variational dequantization, Ho et al. 2019 sec. 3.1). Then y = logit(alpha + (1 - 2 alpha) v)
 (Dinh et al. sec. 4.1) and z = f(y) is the flow of genjax.layers.coupling with prior p(z). Then
@@ -97,7 +98,10 @@ class FlowObjective(EncodeDecode):
   def __init__(self, config: ConfigDict):
     model = self.model = config.model
     self.dataset = config.dataset
-    self.levels = genjax_data.levels(config.dataset)
+    # dataset.binarize: 2 levels, the binary pixels the VAE family scores (same test binarisation)
+    self.binarize = bool(config.dataset.get("binarize", False))
+    self.levels = 2 if self.binarize else genjax_data.levels(config.dataset)
+    self.seed = int(config.seed)
     self.alpha = float(model.get("logit_alpha", 0.05))
     self.prior = PRIORS[model.get("prior", "normal")]
     self.temperature = float(model.get("sample_temperature", 1.0))
@@ -250,7 +254,8 @@ class FlowObjective(EncodeDecode):
     K = model.eval_importance_samples draws of u, and the one-draw bound (the training objective);
     on the first model.eval_num_examples test images (0: all)."""
     k = self.eval_samples
-    arrays = {"x": arrays["x"][:self.eval_num_examples or None]}
+    x = likelihood_bounds.binarize_test_set(arrays["x"], self.seed) if self.binarize else arrays["x"]
+    arrays = {"x": x[:self.eval_num_examples or None]}
     weights_fn = xla_options.jit(lambda params, x, key: self.log_weight_fn(params)(key, x, k))
 
     def per_example(x, index):
@@ -265,6 +270,7 @@ class FlowObjective(EncodeDecode):
     return {"bits_per_dim": likelihood_bounds.bits_per_dim(nll, self.num_dims), "nll_nats": nll,
             "one_sample_bits_per_dim": likelihood_bounds.bits_per_dim(bound, self.num_dims),
             "eval_importance_samples": k, "levels": self.levels, "num_examples": means["num_examples"],
+            "binarized_test_set": self.binarize,
             "units": "nll_nats: nats per example of the discrete pixels; bits_per_dim = nll / (D ln 2)"}
 
 
