@@ -19,6 +19,7 @@ import optax
 from ml_collections import ConfigDict
 
 from genjax import configs
+from genjax.data import paired
 from genjax.layers.networks import MLP, ConvDecoder, ConvEncoder, MLPDecoder
 
 IMAGE = (28, 28, 1)
@@ -47,12 +48,15 @@ class Sizes:
   style_mapping_layers: int = 8
   style_batch: int = 32
   style_image: tuple = (32, 32, 1)
+  pix2pix_batch: int = 16  # experiments/pix2pix_edges.py
+  pix2pix_image: tuple = IMAGE  # the target's [H, W, C]; the condition is the edges task's
 
 
 SMALL = Sizes(vae_hidden=32, vae_latent=4, vae_batch=16, dcgan_latent=8, dcgan_features=(4, 8),
               dcgan_batch=8, wgan_hidden=16, wgan_latent=8, wgan_chunk=8, cae_hidden=16, cae_latent=4,
               cae_batch=8, flow_widths=(4, 4, 4), flow_dequant_width=4, flow_batch=4, flow_image=(8, 8, 1),
-              style_channels=8, style_mapping_layers=2, style_batch=4, style_image=(8, 8, 1))
+              style_channels=8, style_mapping_layers=2, style_batch=4, style_image=(8, 8, 1),
+              pix2pix_batch=4, pix2pix_image=(8, 8, 1))
 
 
 def sizes() -> Sizes:
@@ -71,9 +75,19 @@ class Workload:
 
 def synthetic_batches(config: ConfigDict, count: int, seed: int = 0,
                       image: tuple = IMAGE) -> list[dict[str, np.ndarray]]:
+  """{'x', 'label'}; a paired config (`dataset.task`, pix2pix) also gets its 'input' (condition)
+  and 'target' (an `image`), and x is the two along channels: the one tensor a torch step receives."""
   rng = np.random.default_rng(seed)
-  return [{"x": rng.random((config.batch_size,) + tuple(image), dtype=np.float32),
-           "label": rng.integers(0, 10, config.batch_size).astype(np.int32)} for _ in range(count)]
+  task = paired.option(config.get("dataset", {}), "task")
+  conditions = paired.TASKS[task].input_channels(image[-1]) if task else 0
+  shape = (config.batch_size,) + tuple(image[:-1]) + (conditions + image[-1],)
+  batches = [{"x": rng.random(shape, dtype=np.float32),
+              "label": rng.integers(0, 10, config.batch_size).astype(np.int32)} for _ in range(count)]
+  if task:  # contiguous copies: genjax_feed transfers them every step, as from the paired view
+    for b in batches:
+      b.update(input=np.ascontiguousarray(b["x"][..., :conditions]),
+               target=np.ascontiguousarray(b["x"][..., conditions:]))
+  return batches
 
 
 # ----------------------------------------------------------------------------- minimal JAX
@@ -379,6 +393,25 @@ def style_workload(s: Sizes) -> Workload:
                   image=s.style_image)
 
 
+def pix2pix_workload(s: Sizes) -> Workload:
+  """experiments/pix2pix_edges.py (U-Net + conditional PatchGAN, batch norm, dropout, L1 100) at batch
+  pix2pix_batch; synthetic (edge map, image) pairs of pix2pix_image in both (no Canny per step)."""
+  from benchmarks.pix2pix_workload import torch_pix2pix
+  from genjax.layers.patchgan import receptive_field
+  from genjax.layers.unet import auto_depth
+  from genjax.models.pix2pix import Pix2PixObjective
+  config = experiment_config("pix2pix_edges")
+  config.batch_size = s.pix2pix_batch
+  m, (h, w, c) = config.model, s.pix2pix_image
+  m.unet_depth = auto_depth(h, w)  # the experiment's depth 0 (auto) of the dataset's 28 px, of this size
+  unet, patch = Pix2PixObjective(config).generator, receptive_field(m.critic_downsamplings)
+  description = (f"pix2pix {h}x{w}x{c} edges -> image: U-Net depth {unet.depth} widths {tuple(unet.widths())}, "
+                 f"{m.norm} norm, dropout {m.dropout} x {m.dropout_levels} levels; PatchGAN {patch}x{patch} "
+                 f"patches, width {m.critic_features}; {m.loss} + {m.l1_weight:g} L1, batch {config.batch_size}")
+  return Workload("pix2pix", description, config, None, functools.partial(torch_pix2pix, image=s.pix2pix_image),
+                  image=s.pix2pix_image)
+
+
 def workloads() -> list[Workload]:
   s = sizes()
   vae = configs.vae_config("mlp", hidden=(s.vae_hidden,), latent_dim=s.vae_latent)
@@ -415,4 +448,5 @@ def workloads() -> list[Workload]:
                  torch_cae) for mode, c in cae.items()),
       flow_workload(s),
       style_workload(s),
+      pix2pix_workload(s),
   ]

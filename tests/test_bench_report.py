@@ -83,7 +83,7 @@ def _genjax_param_count(workload) -> int:
 def test_new_rows_train_as_many_parameters_in_torch_as_in_genjax(monkeypatch):
   pytest.importorskip("torch")
   chosen = _small_workloads(monkeypatch)
-  for name in ("flow_realnvp", "style_gan"):
+  for name in ("flow_realnvp", "style_gan", "pix2pix"):
     workload = chosen[name]
     assert workload.torch(workload.config, False).num_params == _genjax_param_count(workload), name
 
@@ -125,6 +125,46 @@ def test_torch_flow_is_genjax_flow():
   np.testing.assert_allclose((z_torch ** 2).sum(1).numpy(), np.asarray(jnp.sum(z ** 2, 1)), rtol=1e-4)
 
 
+def _randomised(variables: dict, rng) -> dict:
+  """Every bias, norm scale and running average away from its initial value, so each one counts."""
+  def leaf(path, value):
+    name = path[-1].key
+    if name in ("bias", "mean"):
+      return 0.1 * rng.standard_normal(value.shape, np.float32)
+    if name in ("scale", "var"):
+      return rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
+    return np.asarray(value)
+  return jax.tree_util.tree_map_with_path(leaf, {k: variables[k] for k in ("params", "batch_stats")})
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_torch_pix2pix_is_genjax_pix2pix(train):
+  """With genjax's variables the NCHW U-Net and PatchGAN give genjax's logits: running averages
+  (eval) or batch statistics (train, dropout off); padding 28 -> 32, capped widths, 2 condition channels."""
+  torch = pytest.importorskip("torch")
+  from benchmarks.pix2pix_workload import flax_state_dict, pix2pix_modules
+  from genjax.layers.patchgan import PatchGAN
+  from genjax.layers.unet import UNet
+  rng = np.random.default_rng(0)
+  condition, image = rng.random((3, 28, 28, 2), np.float32), rng.random((3, 28, 28, 1), np.float32)
+  unet = UNet(1, 5, 4, 16, dropout_rate=0.0 if train else 0.5)  # widths 4, 8, 16, 16, 16
+  critic = PatchGAN(downsamplings=2, base_features=4, max_features=8)  # widths 4, 8, 8
+  nets = {"unet": (unet, condition), "critic": (critic, np.concatenate([condition, image], -1))}
+  peers = dict(zip(nets, pix2pix_modules(torch, unet, critic, 2, 1)))
+  for name, (net, x) in nets.items():
+    variables = _randomised(net.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, train=False),
+                            rng)
+    expected = net.apply(variables, x, train=train, mutable=["batch_stats"] if train else False)
+    expected = np.asarray(expected[0] if train else expected)
+    missing = peers[name].load_state_dict(flax_state_dict(peers[name], variables), strict=False)
+    assert not missing.unexpected_keys and all(k.endswith("num_batches_tracked") for k in missing.missing_keys)
+    peers[name].train(train)
+    with torch.no_grad():
+      out = peers[name](torch.from_numpy(np.moveaxis(x, -1, 1).copy())).numpy()
+    out = np.moveaxis(out, 1, -1) if name == "unet" else out
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
 def test_torch_gram_loss_is_genjax_gram_loss():
   """The texture bench's PyTorch loss with genjax's filters (odd and even sizes, circular padding)."""
   pytest.importorskip("torch")
@@ -136,3 +176,16 @@ def test_torch_gram_loss_is_genjax_gram_loss():
   expected = jnp.sum(gram_loss(grams(net, jax.nn.sigmoid(u), True), grams(net, exemplar, False)))
   peer = TorchSynthesis(net.weights, exemplar, u, periodic=True, memory=10, learning_rate=1.0)
   np.testing.assert_allclose(float(peer.loss(peer.u0)), float(expected), rtol=1e-5)
+
+
+def test_conv_profile_counts_a_layers_flops_as_xla_does():
+  """nominal_flops is 2 x the multiply-adds of every kernel tap (padding included): XLA's count of
+  the same stride-2 conv without padding, whose output side is the layer's low-resolution side."""
+  from benchmarks.conv_profile import LAYERS, nominal_flops
+  for _, _, cin, cout, side in LAYERS:
+    x, w = jnp.zeros((2, 2 * side + 2, 2 * side + 2, cin)), jnp.zeros((4, 4, cin, cout))
+    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), "VALID",
+                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    cost = jax.jit(conv).lower(x, w).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    assert cost["flops"] == nominal_flops(2, cin, cout, side)
