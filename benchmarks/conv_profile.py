@@ -1,4 +1,4 @@
-"""Per-layer profile of DCGAN-28's convolutions: genjax (XLA:CPU) vs PyTorch eager, in GFLOP/s.
+"""Per-layer profile of DCGAN-28's (and the flow's) convolutions: genjax (XLA:CPU) vs PyTorch eager, GFLOP/s.
 
 Run: python -m benchmarks.conv_profile [--batch 64] [--repeats 7] [--json FILE]
 
@@ -9,7 +9,8 @@ networks build (PhaseConvTranspose; nn.Conv with conv_phase_input_grad), each pi
 genjax's XLA options; PyTorch: nn.ConvTranspose2d / nn.Conv2d forward under no_grad, and
 `aten.convolution_backward` with one output mask (what autograd calls), at its faster of 1 and all
 threads. GFLOP/s use the layer's nominal multiply-adds (2 B H W Cin Cout k^2 over the
-low-resolution side), the same count for both; a dense float32 matmul gives each side's peak.
+low-resolution side), the same count for both; a dense float32 matmul gives each side's peak. The
+Real NVP row's 3x3 conditioner convs (nn.Conv 'SAME' / Conv2d padding 1) are timed the same way.
 Pieces alternate between contenders so background load hits both alike; the median is reported.
 """
 
@@ -32,6 +33,13 @@ LAYERS = (("up 128->64", "up", 128, 64, 7),  # generator, 7x7 -> 14x14
           ("up 64->1", "up", 64, 1, 14),  # generator, 14x14 -> 28x28
           ("conv 1->64", "down", 1, 64, 14),  # critic, 28x28 -> 14x14
           ("conv 64->128", "down", 64, 128, 7))  # critic, 14x14 -> 7x7
+# The flow row's conditioner convs (experiments/realnvp.py: widths 32 / 48 / 64 at 28 / 14 / 7 px).
+FLOW_LAYERS = (("flow 3x3 32->32 at 28", "same", 32, 32, 28),
+               ("flow 3x3 48->48 at 14", "same", 48, 48, 14),
+               ("flow 3x3 64->64 at 7", "same", 64, 64, 7))
+# kind -> (kernel side, stride, input side, output side) of a layer whose low-resolution side is n.
+GEOMETRY = {"up": lambda n: (4, 2, n, 2 * n), "down": lambda n: (4, 2, 2 * n, n),
+            "same": lambda n: (3, 1, n, n)}
 PIECES = ("forward", "input_grad", "kernel_grad")
 # How often one DCGAN step (a critic update on real and fake, then a generator update through the
 # critic) runs each piece, per layer, in both frameworks: (forward, input_grad, kernel_grad).
@@ -41,7 +49,7 @@ MATMUL = 2048
 
 
 def nominal_flops(batch: int, cin: int, cout: int, low_side: int, k: int = 4) -> float:
-  """2 x multiply-adds of a k x k stride-2 (transposed) conv whose low-resolution side is low_side."""
+  """2 x multiply-adds of a k x k (transposed) conv whose low-resolution side is low_side."""
   return 2.0 * batch * low_side * low_side * cin * cout * k * k
 
 
@@ -57,15 +65,22 @@ def _time(fn, seconds: float = 0.4) -> float:
       return elapsed / n
 
 
+def _arrays(kind, cin, cout, side, batch, channels_last=True):
+  """Input x and output cotangent g of the layer, standard normal."""
+  rng = np.random.default_rng(0)
+  _, _, in_side, out_side = GEOMETRY[kind](side)
+  shape = lambda c, n: (batch, n, n, c) if channels_last else (batch, c, n, n)
+  return (rng.standard_normal(shape(cin, in_side)).astype(np.float32),
+          rng.standard_normal(shape(cout, out_side)).astype(np.float32))
+
+
 def jax_pieces(kind, cin, cout, side, batch):
   """{piece: zero-argument callable} for genjax's layer."""
-  rng = np.random.default_rng(0)
-  in_side = side if kind == "up" else 2 * side
-  out_side = 2 * side if kind == "up" else side
-  x = jnp.asarray(rng.standard_normal((batch, in_side, in_side, cin)), jnp.float32)
-  g = jnp.asarray(rng.standard_normal((batch, out_side, out_side, cout)), jnp.float32)
-  module = (PhaseConvTranspose(cout, (4, 4), (2, 2), padding="SAME") if kind == "up" else
-            nn.Conv(cout, (4, 4), (2, 2), padding="SAME", conv_general_dilated=conv_phase_input_grad))
+  x, g = map(jnp.asarray, _arrays(kind, cin, cout, side, batch))
+  module = {"up": lambda: PhaseConvTranspose(cout, (4, 4), (2, 2), padding="SAME"),
+            "down": lambda: nn.Conv(cout, (4, 4), (2, 2), padding="SAME",
+                                    conv_general_dilated=conv_phase_input_grad),
+            "same": lambda: nn.Conv(cout, (3, 3), padding="SAME")}[kind]()
   params = module.init(jax.random.key(0), x)
   apply = module.apply
   fns = {
@@ -77,20 +92,17 @@ def jax_pieces(kind, cin, cout, side, batch):
 
 
 def torch_pieces(torch, kind, cin, cout, side, batch):
-  """{piece: zero-argument callable} for the PyTorch layer of benchmarks/workloads.py's torch_gan."""
-  rng = np.random.default_rng(0)
-  in_side = side if kind == "up" else 2 * side
-  out_side = 2 * side if kind == "up" else side
-  x = torch.from_numpy(rng.standard_normal((batch, cin, in_side, in_side)).astype(np.float32))
-  g = torch.from_numpy(rng.standard_normal((batch, cout, out_side, out_side)).astype(np.float32))
-  module = (torch.nn.ConvTranspose2d(cin, cout, 4, 2, 1) if kind == "up" else
-            torch.nn.Conv2d(cin, cout, 4, 2, 1))
+  """{piece: zero-argument callable} for the PyTorch layer (benchmarks/workloads.py's torch_gan,
+  benchmarks/flow_workload.py's conditioners)."""
+  x, g = map(torch.from_numpy, _arrays(kind, cin, cout, side, batch, channels_last=False))
+  k, stride, _, _ = GEOMETRY[kind](side)
+  pad, transposed = (k - stride) // 2 if kind != "same" else k // 2, kind == "up"
+  module = (torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d)(cin, cout, k, stride, pad)
   w = module.weight.detach()
-  transposed = kind == "up"
 
   def backward(mask):
     return torch.ops.aten.convolution_backward(
-        g, x, w, [cout], [2, 2], [1, 1], [1, 1], transposed, [0, 0], 1, mask)
+        g, x, w, [cout], [stride] * 2, [pad] * 2, [1, 1], transposed, [0, 0], 1, mask)
 
   def forward():
     with torch.no_grad():
@@ -142,14 +154,14 @@ def main(argv=None):
   flops = 2.0 * MATMUL ** 3
   peak = _median_gflops(matmul_pieces(torch), flops, args.repeats, torch, threads)
   rows.append({"layer": f"matmul {MATMUL}^3", "piece": "dot", **peak})
-  for name, kind, cin, cout, side in LAYERS:
+  for name, kind, cin, cout, side in LAYERS + FLOW_LAYERS:
     jp = jax_pieces(kind, cin, cout, side, args.batch)
     tp = torch_pieces(torch, kind, cin, cout, side, args.batch) if torch is not None else {}
-    flops = nominal_flops(args.batch, cin, cout, side)
+    flops = nominal_flops(args.batch, cin, cout, side, GEOMETRY[kind](side)[0])
     for piece in PIECES:
       fns = {"genjax": jp[piece], **({"torch": tp[piece]} if tp else {})}
-      rows.append({"layer": name, "piece": piece, "gflop": flops / 1e9,
-                   "count_per_step": STEP_COUNTS[name][PIECES.index(piece)],
+      count = STEP_COUNTS[name][PIECES.index(piece)] if name in STEP_COUNTS else 0
+      rows.append({"layer": name, "piece": piece, "gflop": flops / 1e9, "count_per_step": count,
                    **_median_gflops(fns, flops, args.repeats, torch, threads)})
   load_after = os.getloadavg()[0]
   print(f"1-minute load {load_before:.2f} before, {load_after:.2f} after; batch {args.batch}; GFLOP/s")
@@ -163,7 +175,7 @@ def main(argv=None):
     print(f"| {r['layer']} | {r['piece']} | {r['genjax']:.1f}{extra} | "
           f"{t1 or float('nan'):.1f} | {ta or float('nan'):.1f} | {ratio} |")
   step_ms = {}
-  for r in rows[1:]:
+  for r in rows[1:]:  # DCGAN's layers (flow rows count 0)
     best_torch = max(r.get("torch@1") or 0, r.get(f"torch@{os.cpu_count()}") or 0)
     for who, rate in (("genjax", r["genjax"]), ("torch", best_torch)):
       if rate:

@@ -180,12 +180,14 @@ def test_torch_gram_loss_is_genjax_gram_loss():
 
 def test_conv_profile_counts_a_layers_flops_as_xla_does():
   """nominal_flops is 2 x the multiply-adds of every kernel tap (padding included): XLA's count of
-  the same stride-2 conv without padding, whose output side is the layer's low-resolution side."""
-  from benchmarks.conv_profile import LAYERS, nominal_flops
-  for _, _, cin, cout, side in LAYERS:
-    x, w = jnp.zeros((2, 2 * side + 2, 2 * side + 2, cin)), jnp.zeros((4, 4, cin, cout))
-    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), "VALID",
+  the same conv without padding, whose output side is the layer's low-resolution side."""
+  from benchmarks.conv_profile import FLOW_LAYERS, GEOMETRY, LAYERS, nominal_flops
+  for _, kind, cin, cout, side in LAYERS + FLOW_LAYERS:
+    k, stride, _, _ = GEOMETRY[kind](side)
+    n = (side - 1) * stride + k
+    x, w = jnp.zeros((2, n, n, cin)), jnp.zeros((k, k, cin, cout))
+    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID",
                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     cost = jax.jit(conv).lower(x, w).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    assert cost["flops"] == nominal_flops(2, cin, cout, side)
+    assert cost["flops"] == nominal_flops(2, cin, cout, side, k)
