@@ -50,13 +50,15 @@ class Sizes:
   style_image: tuple = (32, 32, 1)
   pix2pix_batch: int = 16  # experiments/pix2pix_edges.py
   pix2pix_image: tuple = IMAGE  # the target's [H, W, C]; the condition is the edges task's
+  encoder_features: tuple = (32, 64)  # experiments/gan_encoder.py; G is the dcgan rows' (dcgan_latent, dcgan_features)
+  encoder_batch: int = 64
 
 
 SMALL = Sizes(vae_hidden=32, vae_latent=4, vae_batch=16, dcgan_latent=8, dcgan_features=(4, 8),
               dcgan_batch=8, wgan_hidden=16, wgan_latent=8, wgan_chunk=8, cae_hidden=16, cae_latent=4,
               cae_batch=8, flow_widths=(4, 4, 4), flow_dequant_width=4, flow_batch=4, flow_image=(8, 8, 1),
               style_channels=8, style_mapping_layers=2, style_batch=4, style_image=(8, 8, 1),
-              pix2pix_batch=4, pix2pix_image=(8, 8, 1))
+              pix2pix_batch=4, pix2pix_image=(8, 8, 1), encoder_features=(4, 8), encoder_batch=4)
 
 
 def sizes() -> Sizes:
@@ -412,6 +414,25 @@ def pix2pix_workload(s: Sizes) -> Workload:
                   image=s.pix2pix_image)
 
 
+def encoder_workload(s: Sizes) -> Workload:
+  """experiments/gan_encoder.py at batch encoder_batch for the frozen G of experiments/dcgan.py at the dcgan
+  rows' sizes on Fashion-MNIST (28x28x1; the experiment's digits are 8x8), an untrained run written once."""
+  from benchmarks.encoder_workload import generator_workdir, torch_encoder
+  gan = experiment_config("dcgan")
+  gan.dataset.name = "fashion_mnist"
+  gan.model.latent_dim, gan.model.features = s.dcgan_latent, s.dcgan_features
+  config = experiment_config("gan_encoder")
+  config.dataset.name = gan.dataset.name  # the family requires the generator's dataset
+  config.batch_size, config.model.features = s.encoder_batch, s.encoder_features
+  config.model.generator_workdir = generator_workdir(gan)
+  m = config.model
+  description = (f"GAN encoder 28x28x1: E {m.architecture} {tuple(m.features)} {m.activation}, dense to "
+                 f"z{s.dcgan_latent}; frozen DCGAN G {s.dcgan_features} BN (running stats); "
+                 f"{m.image_weight:g} ||G(E(x)) - x||^2 + {m.latent_weight:g} ||E(G(z)) - z||^2, Adam "
+                 f"{config.optimizer.learning_rate:g}, batch {config.batch_size}")
+  return Workload("gan_encoder", description, config, None, torch_encoder)
+
+
 def workloads() -> list[Workload]:
   s = sizes()
   vae = configs.vae_config("mlp", hidden=(s.vae_hidden,), latent_dim=s.vae_latent)
@@ -449,4 +470,5 @@ def workloads() -> list[Workload]:
       flow_workload(s),
       style_workload(s),
       pix2pix_workload(s),
+      encoder_workload(s),
   ]

@@ -191,3 +191,47 @@ def test_conv_profile_counts_a_layers_flops_as_xla_does():
     cost = jax.jit(conv).lower(x, w).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     assert cost["flops"] == nominal_flops(2, cin, cout, side, k)
+
+
+# ----------------------------------------------------------------------------- the GAN encoder row
+
+def test_gan_encoder_trains_as_many_parameters_in_torch_as_in_genjax(monkeypatch):
+  """Only E is trained: genjax's state.params and torch's optimizer both hold E's weights alone."""
+  pytest.importorskip("torch")
+  from genjax.models.gan_encoder import GANEncoderObjective
+  workload = _small_workloads(monkeypatch)["gan_encoder"]
+  encoder = GANEncoderObjective(workload.config).encoder
+  encoder_params = run.num_params(jax.eval_shape(encoder.init, jax.random.key(0), jnp.zeros((1,) + workload.image)))
+  assert workload.torch(workload.config, False).num_params == _genjax_param_count(workload) == encoder_params
+
+
+def test_torch_encoder_is_genjax_encoder(monkeypatch):
+  """With genjax's variables (biases, norm scales and running averages randomised) the NCHW E(x), G(z),
+  the loss on the same x and z (unequal weights) and E's gradients are genjax's; G gets no gradient."""
+  torch = pytest.importorskip("torch")
+  from benchmarks.encoder_workload import encoder_loss, flat_orders, flax_state_dict, torch_peer
+  from genjax.models.gan_encoder import GANEncoderObjective
+  config = _small_workloads(monkeypatch)["gan_encoder"].config.copy_and_resolve_references()
+  config.model.image_weight, config.model.latent_weight = 0.7, 2.0
+  objective, rng = GANEncoderObjective(config), np.random.default_rng(0)
+  x = rng.random((3,) + objective.data_shape, np.float32)
+  state = objective.init(jax.random.key(1), {"x": x})
+  # every leaf of E's params and of the frozen GAN's params and batch statistics, by its name
+  randomised = _randomised({"params": state.params, "batch_stats": state.extras}, rng)
+  state = state.replace(params=randomised["params"], extras=randomised["batch_stats"])
+  key = jax.random.key(2)
+  z = np.array(objective.gan.noise(key, len(x)))  # the z GANEncoderObjective.loss draws from `key`
+  grads, metrics = jax.grad(objective.loss, has_aux=True)(state.params["encoder"], state, jnp.asarray(x), key)
+  encoder, generator = torch_peer(torch, objective, state)
+  nchw = lambda a: torch.from_numpy(np.moveaxis(np.asarray(a), -1, 1).copy())
+  with torch.no_grad():
+    np.testing.assert_allclose(encoder(nchw(x)).numpy(), objective.encode(state, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(generator(torch.from_numpy(z)).numpy(), np.moveaxis(objective.decode(state, z), -1, 1),
+                               rtol=1e-4, atol=1e-4)
+  loss = encoder_loss(encoder, generator, nchw(x), torch.from_numpy(z), 0.7, 2.0)
+  np.testing.assert_allclose(loss.item(), float(metrics["loss"]), rtol=1e-4)
+  loss.backward()
+  expected = flax_state_dict(encoder, {"params": grads}, inputs={"Dense_0": flat_orders(objective)[0]})  # linear
+  for name, p in encoder.named_parameters():
+    np.testing.assert_allclose(p.grad.numpy(), expected[name].numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+  assert all(p.grad is None and not p.requires_grad for p in generator.parameters())
