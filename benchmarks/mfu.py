@@ -1,6 +1,6 @@
-"""DCGAN (28x28, batch 64) through genjax's trainer step: steps/s, FLOPs per step and model FLOP use.
+"""A workload's genjax trainer step (default DCGAN-28, batch 64): steps/s, FLOPs per step, model FLOP use.
 
-  python -m benchmarks.mfu [--steps 300]     # GENJAX_PEAK_TFLOPS=... sets the chip's peak by hand
+  python -m benchmarks.mfu [--steps 300] [--workload dcgan|NAME,...|all]   # GENJAX_PEAK_TFLOPS=... sets the peak
 
 FLOPs per step come from XLA's own cost analysis of the compiled step
 (`jax.jit(...).lower(...).compile().cost_analysis()`), so they count what actually runs: the critic
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import jax
@@ -35,15 +36,11 @@ def peak_tflops(device_kind: str) -> float | None:
   return next((v for k, v in PEAK_TFLOPS.items() if k.lower() in device_kind.lower()), None)
 
 
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=300)
-  parser.add_argument("--workload", default="dcgan")
-  args = parser.parse_args(argv)
-  workload = next(w for w in workloads() if w.name == args.workload)
+def measure(workload, steps: int) -> dict:
+  """steps/s, FLOPs per step and MFU of `workload`'s genjax trainer step (prints a summary line)."""
   run = trainer.Run(workload.config, "/tmp/genjax-bench")  # nothing is written
-  _set_image_shape(run.objective)
-  batches = [trainer.shard_batch(b, run.mesh) for b in synthetic_batches(workload.config, 4)]
+  _set_image_shape(run.objective, workload.image)
+  batches = [trainer.shard_batch(b, run.mesh) for b in synthetic_batches(workload.config, 4, image=workload.image)]
   state = run.init_state(batches[0])
   train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh))
   flops = xla_options.program_flops(train_step.lower(state, batches[0]).compile())
@@ -53,17 +50,17 @@ def main(argv: list[str] | None = None) -> int:
   jax.block_until_ready(state)
   start = time.perf_counter()
   history = []
-  for i in range(args.steps):
+  for i in range(steps):
     state, metrics = train_step(state, batches[i % len(batches)])
     history.append(metrics)
   jax.block_until_ready((state, history))
   seconds = time.perf_counter() - start
 
-  rate = args.steps / seconds
+  rate = steps / seconds
   kind = jax.devices()[0].device_kind
   peak = peak_tflops(kind)
   achieved = flops * rate / 1e12 if flops else None
-  result = {"workload": workload.name, "description": workload.description, "steps": args.steps,
+  result = {"workload": workload.name, "description": workload.description, "steps": steps,
             "steps_per_s": round(rate, 2),
             "examples_per_s": round(rate * workload.config.batch_size, 1),
             "gflops_per_step": round(flops / 1e9, 3) if flops else None,
@@ -75,7 +72,24 @@ def main(argv: list[str] | None = None) -> int:
   mfu = f"{100 * result['mfu']:.1f}%" if result["mfu"] is not None else "n/a (unknown peak: set GENJAX_PEAK_TFLOPS)"
   print(f"{workload.name} on {jax.device_count()} x {kind}: {rate:.1f} steps/s, "
         f"{result['examples_per_s']:.0f} examples/s, {result['gflops_per_step']} GFLOP/step, "
-        f"{result['achieved_tflops']} TFLOP/s, MFU {mfu}")
+        f"{result['achieved_tflops']} TFLOP/s, MFU {mfu}", flush=True)
+  return result
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=300)
+  parser.add_argument("--workload", default="dcgan", help="a workload name, a comma-separated list, or 'all'")
+  args = parser.parse_args(argv)
+  rows = {w.name: w for w in workloads()}
+  names = list(rows) if args.workload == "all" else args.workload.split(",")
+  unknown = [n for n in names if n not in rows]
+  if unknown:
+    print(f"error: --workload {','.join(unknown)}: not a workload; choose from {', '.join(rows)} or all",
+          file=sys.stderr)
+    return 2
+  for name in names:
+    measure(rows[name], args.steps)
   return 0
 
 

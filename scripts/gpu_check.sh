@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a GPU machine: the throughput benchmark, then a few hundred DCGAN trainer steps with throughput
+# On a GPU machine: the throughput benchmark, then a few hundred trainer steps of every workload with throughput
 # and model FLOP utilisation (FLOPs from XLA's cost analysis). Run from anywhere:
 #   bash scripts/gpu_check.sh            # extra arguments go to `python -m benchmarks.run`
 # Needs a CUDA build of jax in the venv (pip install -U "jax[cuda12]"). Without a GPU it runs the CPU
@@ -23,4 +23,4 @@ else
 fi
 
 "$PY" -m benchmarks.run ${bench_args[@]+"${bench_args[@]}"} "$@"
-"$PY" -m benchmarks.mfu --steps "$steps"
+"$PY" -m benchmarks.mfu --steps "$steps" --workload all
