@@ -13,13 +13,11 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import jax
 
-from benchmarks.run import _set_image_shape, machine
+from benchmarks.run import NUM_BATCHES, genjax_contender, machine
 from benchmarks.workloads import synthetic_batches, workloads
-from genjax import trainer, xla_options
 
 # device_kind substring -> dense peak TFLOP/s per chip for float32 inputs at JAX's default matmul
 # precision (TF32 tensor cores on NVIDIA Ampere and later; bf16 passes on TPU). Vendors' data sheets.
@@ -38,23 +36,11 @@ def peak_tflops(device_kind: str) -> float | None:
 
 def measure(workload, steps: int) -> dict:
   """steps/s, FLOPs per step and MFU of `workload`'s genjax trainer step (prints a summary line)."""
-  run = trainer.Run(workload.config, "/tmp/genjax-bench")  # nothing is written
-  _set_image_shape(run.objective, workload.image)
-  batches = [trainer.shard_batch(b, run.mesh) for b in synthetic_batches(workload.config, 4, image=workload.image)]
-  state = run.init_state(batches[0])
-  train_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh))
-  flops = xla_options.program_flops(train_step.lower(state, batches[0]).compile())
-
-  for i in range(3):  # compile and warm up
-    state, _ = train_step(state, batches[i % len(batches)])
-  jax.block_until_ready(state)
-  start = time.perf_counter()
-  history = []
-  for i in range(steps):
-    state, metrics = train_step(state, batches[i % len(batches)])
-    history.append(metrics)
-  jax.block_until_ready((state, history))
-  seconds = time.perf_counter() - start
+  batches = synthetic_batches(workload.config, NUM_BATCHES, image=workload.image)
+  timed = genjax_contender(workload, batches, feed=False)  # make bench's genjax step, pre-sharded batches
+  flops = timed.flops()
+  timed(3)  # compile and warm up
+  seconds = timed(steps)
 
   rate = steps / seconds
   kind = jax.devices()[0].device_kind

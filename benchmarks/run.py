@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from benchmarks.workloads import Workload, synthetic_batches, workloads
-from genjax import trainer
+from genjax import trainer, xla_options
 
 CONTENDERS = ("genjax", "genjax_feed", "genjax_xla", "minimal", "torch_eager", "torch_compile")
 NUM_BATCHES = 4  # distinct batches cycled through, so no step sees a constant input
@@ -115,6 +115,8 @@ def genjax_contender(workload: Workload, batches: list[dict], feed: bool,
     jax.block_until_ready((state, history))
     return time.perf_counter() - start
   steps.num_params = num_params(state.params)
+  # XLA's FLOP count of the compiled step (benchmarks/mfu.py); None where the backend counts none
+  steps.flops = lambda: xla_options.program_flops(train_step.lower(state, sharded[0]).compile())
   return steps
 
 
