@@ -89,21 +89,24 @@ def torch_encoder_net(torch, encoder, image: tuple):
 
 
 def torch_generator_net(torch, generator, latent_dim: int):
-  """genjax's ConvDecoder with batch norm, then the GAN's sigmoid (OUTPUTS['image']), in NCHW."""
+  """genjax's ConvDecoder (batch norm or none), then the GAN's sigmoid (OUTPUTS['image']), in NCHW;
+  also the DCGAN rows' PyTorch generator (benchmarks/workloads.py's torch_gan)."""
   nn = torch.nn
   (height, width, channels), n = generator.output_shape, len(generator.features)
-  assert generator.norm == "batch" and generator.upsample in UPSAMPLE_KINDS, generator
+  assert generator.norm in ("batch", "none") and generator.upsample in UPSAMPLE_KINDS, generator
   assert height % 2 ** n == 0 and width % 2 ** n == 0, "genjax's crop would cut the output"
   eps, act = _norm("batch", False).epsilon, functools.partial(TORCH_ACTIVATIONS[generator.activation], torch)
+  norm = generator.norm == "batch"
   h0, w0, f0 = height // 2 ** n, width // 2 ** n, generator.features[0]
-  layers = [("Dense_0", nn.Linear(latent_dim, h0 * w0 * f0)), ("BatchNorm_0", nn.BatchNorm1d(h0 * w0 * f0, eps)),
+  layers = [("Dense_0", nn.Linear(latent_dim, h0 * w0 * f0)),
+            *([("BatchNorm_0", nn.BatchNorm1d(h0 * w0 * f0, eps))] if norm else []),
             ("act_0", act()), ("unflatten", nn.Unflatten(1, (f0, h0, w0)))]
   widths = [*generator.features[1:], channels]
   for i, (cin, cout) in enumerate(zip([f0, *widths[:-1]], widths)):
     conv = nn.Sequential(collections.OrderedDict(conv=nn.ConvTranspose2d(cin, cout, 4, 2, 1)))
     layers.append((f"Upsample2x_{i}", conv))  # flax's Upsample2x_i/conv
     if i < len(widths) - 1:
-      layers += [(f"BatchNorm_{i + 1}", nn.BatchNorm2d(cout, eps)), (f"act_{i + 1}", act())]
+      layers += [*([(f"BatchNorm_{i + 1}", nn.BatchNorm2d(cout, eps))] if norm else []), (f"act_{i + 1}", act())]
   layers.append(("sigmoid", nn.Sigmoid()))
   return nn.Sequential(collections.OrderedDict(layers))
 

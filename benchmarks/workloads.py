@@ -277,13 +277,11 @@ def torch_gan(config: ConfigDict, compile_: bool):
   wasserstein, n_critic, clip = m.loss == "wasserstein", m.n_critic, m.clip_value
   rows = config.batch_size // n_critic
   if m.architecture == "conv":
+    from benchmarks.encoder_workload import torch_generator_net
     f1, f2 = m.features
     s = IMAGE[0] // 4
-    bn1, bn2 = ((nn.BatchNorm1d, nn.BatchNorm2d) if m.norm == "batch" else
-                (lambda n: nn.Identity(), lambda n: nn.Identity()))
-    gen = nn.Sequential(nn.Linear(m.latent_dim, s * s * f2), bn1(s * s * f2), nn.ReLU(),
-                        nn.Unflatten(1, (f2, s, s)), nn.ConvTranspose2d(f2, f1, 4, 2, 1), bn2(f1),
-                        nn.ReLU(), nn.ConvTranspose2d(f1, 1, 4, 2, 1), nn.Sigmoid())
+    bn2 = nn.BatchNorm2d if m.norm == "batch" else (lambda n: nn.Identity())
+    gen = torch_generator_net(torch, _gan_nets(config)[0], m.latent_dim)  # genjax's ConvDecoder in NCHW
     critic = nn.Sequential(nn.Conv2d(1, f1, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(f1, f2, 4, 2, 1),
                            bn2(f2), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(s * s * f2, 1))
     shape = (1,) + IMAGE[:2]  # NCHW
