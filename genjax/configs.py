@@ -180,7 +180,7 @@ def texture_config(mode: str = "optimize", exemplar: str = "brick", **model) -> 
       "init": "noise", "content_weight": 0.0, "style_weight": 1.0, "content_layer": 2,
       "generator_width": 32, "generator_scales": 5, "generator_batch": 4, "train_size": 64,
       "noise_channels": 3, **model})
-  config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10})
+  config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10, "increase_factor": 4.0})
   return config
 
 
