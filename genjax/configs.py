@@ -177,7 +177,7 @@ def texture_config(mode: str = "optimize", exemplar: str = "brick", **model) -> 
       "filter_sizes": (3, 5, 7, 11, 15, 23), "filters_per_size": 64, "feature_seed": 0,
       "eval_filter_sizes": (4, 6, 9, 13, 19), "eval_feature_seed": 1,  # the held-out evaluation net
       "output_size": 128, "num_syntheses": 2, "levels": 1, "coarse_steps": 100, "periodic": True,
-      "init": "noise", "content_weight": 0.0, "style_weight": 1.0, "content_layer": 2,
+      "init": "noise", "content_weight": 0.0, "style_weight": 1.0, "mean_weight": 1.0, "content_layer": 2,
       "generator_width": 32, "generator_scales": 5, "generator_batch": 4, "train_size": 64,
       "noise_channels": 3, **model})
   config.optimizer = ConfigDict({"name": "lbfgs", "learning_rate": 1.0, "memory_size": 10, "increase_factor": 4.0})

@@ -268,3 +268,18 @@ def test_lbfgs_increase_factor_widens_the_first_step_faster():
   two, four = first_step_evaluations(2.0), first_step_evaluations(4.0)
   # Strong Wolfe's curvature condition holds from x = 10: steps 1, 2, 4, 8, 16 against 1, 4, 16.
   assert two >= 4 and four < two, (two, four)
+
+
+def test_zero_mean_filters_miss_a_brightness_shift_and_the_mean_term_sees_it():
+  """The random filters sum to zero, so the Gram loss of the exemplar shifted by c is 0 (the failure
+  the texture network showed: brighter samples); mean_loss gives exactly c^2 / var."""
+  from genjax.models.texture import mean_loss
+  net = random_features.random_multiscale_net(1, (3, 5), 8, seed=0)
+  exemplar = jnp.asarray(0.2 + 0.5 * named_image("brick")[200:232, 200:232, :1], jnp.float32)[None]
+  targets = random_features.grams(net, exemplar, periodic=False)
+  shifted = exemplar + 0.15
+  gram_part = float(random_features.gram_loss(random_features.grams(net, shifted, periodic=False), targets)[0])
+  assert gram_part < 1e-8
+  mean, var = jnp.mean(exemplar, axis=(0, 1, 2)), jnp.var(exemplar, axis=(0, 1, 2))
+  np.testing.assert_allclose(mean_loss(shifted, mean, var), 0.15 ** 2 / var, rtol=1e-4)
+  np.testing.assert_allclose(mean_loss(exemplar, mean, var), 0.0, atol=1e-6)

@@ -1,11 +1,13 @@
 """Texture synthesis and style transfer with Gram matrices, and the feed-forward texture network.
 
 L_tex(x) = sum_l w_l ||G_l(x) - G_l(exemplar)||^2                      (Gatys et al. 2015a, eq. 4-5)
+          + mu sum_c (mean_c(x) - mean_c(exemplar))^2 / var_c(exemplar)
 L_style(x) = alpha ||F_c(x) - F_c(content)||^2 / ||F_c(content)||^2 + beta L_tex(x)  (Gatys 2015b, eq. 7)
 
 The feature net is fixed (`model.features`, genjax/layers/random_features.py): seeded random
 multi-scale filters by default (Ustyuzhaninov et al. 2017), or genjax's own texture classifier; no
-downloaded weights. Two modes (`model.mode`):
+downloaded weights. The random filters have zero mean, so their Grams cannot see an image's mean
+grey level: the mean term (mu = `model.mean_weight`) pins it. Two modes (`model.mode`):
 
 - 'optimize' (Gatys et al.): the images being synthesised ARE the parameters, so the one trainer runs
   the optimisation (progress, checkpoints, resume, pictures). `model.num_syntheses` images start
@@ -77,6 +79,11 @@ def resize(images: jax.Array, size: int) -> jax.Array:
   return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), "linear")
 
 
+def mean_loss(images: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+  """[B] sum_c (mean_c(x) - mean_c)^2 / var_c: 0 at the exemplar's mean, 1 one std off per channel."""
+  return jnp.sum((jnp.mean(images, axis=(1, 2)) - mean) ** 2 / var, axis=-1)
+
+
 def logit(x: jax.Array) -> jax.Array:
   x = jnp.clip(x, PIXEL_EPS, 1 - PIXEL_EPS)
   return jnp.log(x) - jnp.log1p(-x)
@@ -141,8 +148,8 @@ def validate(config: ConfigDict) -> None:
               "eval_feature_seed"):
     _positive_int(model, key, 0 if key.endswith("seed") else 1)
   _positive_int(model, "coarse_steps", 0)
-  for key in ("content_weight", "style_weight"):
-    value = model.get(key)
+  for key in ("content_weight", "style_weight", "mean_weight"):
+    value = model.get(key, 0.0)  # mean_weight: absent in configs saved before it (no mean term)
     require(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
             f"model.{key}", value, "a number >= 0")
   require(model.get("init") in INITS, "model.init", model.get("init"), f"one of {INITS}")
@@ -220,6 +227,7 @@ class GramTexture:
     self.eval_net = random_multiscale_net(channels, tuple(model.eval_filter_sizes),
                                           int(model.filters_per_size), int(model.eval_feature_seed))
     self.tx = optax.with_extra_args_support(make_optimizer(config.optimizer))
+    self.mean_weight = float(model.get("mean_weight", 0.0))
 
   levels = 1
 
@@ -228,6 +236,16 @@ class GramTexture:
     factor = self.output_size // size
     scaled = resize(exemplar[None], exemplar.shape[0] // factor)
     return grams(self.net, scaled, periodic=False)
+
+  def moment_targets(self, exemplar: jax.Array) -> dict:
+    """The exemplar's per-channel pixel mean and variance [C] (the mean term's target and scale)."""
+    flat = exemplar.reshape(-1, exemplar.shape[-1])
+    return {"mean": jnp.mean(flat, 0), "var": jnp.maximum(jnp.var(flat, 0), 1e-6)}
+
+  def texture_loss(self, images: jax.Array, features, grams_target, moments: dict) -> jax.Array:
+    """[B] Gram loss of the feature maps + mean_weight x mean_loss of the images."""
+    loss = gram_loss([gram(f) for f in features], grams_target)
+    return loss + self.mean_weight * mean_loss(images, moments["mean"], moments["var"]) if self.mean_weight else loss
 
   def heldout_gram_loss(self, exemplar: np.ndarray):
     targets = grams(self.eval_net, jnp.asarray(exemplar)[None], periodic=False)
@@ -268,7 +286,8 @@ class ImageSynthesis(GramTexture):
 
   def targets(self, batch: dict) -> dict:
     exemplar = batch["x"][0]
-    targets = {"grams": [self.exemplar_grams(exemplar, size) for size in self.sizes]}
+    targets = {"grams": [self.exemplar_grams(exemplar, size) for size in self.sizes],
+               "moments": self.moment_targets(exemplar)}
     if self.content_weight:
       targets["content"] = [self.net.apply(resize(batch["content"][:1], size), False)[self.content_layer]
                             for size in self.sizes]
@@ -278,7 +297,7 @@ class ImageSynthesis(GramTexture):
     """Sum over the syntheses of beta * Gram loss (+ alpha * content loss for style transfer)."""
     images = jax.nn.sigmoid(u)
     features = self.net.apply(images, self.periodic)
-    loss = self.style_weight * gram_loss([gram(f) for f in features], targets["grams"][k])
+    loss = self.style_weight * self.texture_loss(images, features, targets["grams"][k], targets["moments"])
     if self.content_weight:
       target = targets["content"][k]
       content = (jnp.sum((features[self.content_layer] - target) ** 2, axis=(1, 2, 3))
@@ -394,7 +413,8 @@ class TextureNetwork(GramTexture):
 
   def init(self, rng: jax.Array, batch: dict) -> TrainState:
     params = {"generator": self.generator.init(rng, self.noise(rng, 1, self.train_size))["params"]}
-    targets = self.exemplar_grams(batch["x"][0], self.output_size)  # exemplar pixels = output pixels
+    targets = {"grams": self.exemplar_grams(batch["x"][0], self.output_size),  # exemplar pixels = output pixels
+               "moments": self.moment_targets(batch["x"][0])}
     return TrainState.create(rng, params, {"generator": self.tx.init(params["generator"])},
                              {"targets": targets})
 
@@ -403,7 +423,9 @@ class TextureNetwork(GramTexture):
 
     def loss_fn(params):
       images = self.generate(params, rng, self.generator_batch, self.train_size)
-      return jnp.mean(gram_loss(grams(self.net, images, periodic=False), targets))
+      # Circular convolutions all through: the samples are tori, so their maps are periodic too.
+      features = self.net.apply(images, True)
+      return jnp.mean(self.texture_loss(images, features, targets["grams"], targets["moments"]))
 
     loss, grad = jax.value_and_grad(loss_fn)(state.params["generator"])
     updates, opt_state = self.tx.update(grad, state.opt_state["generator"], state.params["generator"])
