@@ -4,7 +4,8 @@
   GENJAX_BENCH_SMALL=1 python -m benchmarks.texture_bench   # tiny shapes: a smoke run
 
 One 128x128 grey synthesis of experiments/texture.py (brick exemplar at 256 px; the Gram loss of the
-random multi-scale net: filter sizes 3..23, 64 filters each, circular padding on the synthesis).
+random multi-scale net: filter sizes 3..23, 64 filters each, circular padding on the synthesis; plus
+the pixel-mean term).
 genjax: the trainer's step (`Run`, `init_state`, `make_train_step`), one optax.lbfgs iteration each
 (memory 10, zoom line search of at most 20 steps: strong Wolfe conditions). PyTorch: the same net
 with genjax's filter weights, the same start pixels and targets computed alike,
@@ -89,15 +90,19 @@ class GenjaxSynthesis:
 class TorchSynthesis:
   """The same Gram loss in PyTorch (genjax's filters) minimised by torch.optim.LBFGS."""
 
-  def __init__(self, weights, exemplar, start, periodic: bool, memory: int, learning_rate: float):
-    """`weights`: genjax's (kernel HWIO, bias) per layer; exemplar [1, S, S, C]; start logits [N, s, s, C]."""
+  def __init__(self, weights, exemplar, start, periodic: bool, memory: int, learning_rate: float,
+               mean_weight: float = 0.0):
+    """`weights`: genjax's (kernel HWIO, bias) per layer; exemplar [1, S, S, C]; start logits [N, s, s, C];
+    `mean_weight`: genjax's mean term (model.mean_weight)."""
     import torch
     self.torch = torch
     nchw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(a), -1, 1)))
     self.layers = [(torch.from_numpy(np.asarray(k).transpose(3, 2, 0, 1).copy()), torch.from_numpy(np.array(b)))
                    for k, b in weights]
-    self.periodic, self.memory, self.learning_rate = periodic, memory, learning_rate
+    self.periodic, self.memory, self.learning_rate, self.mean_weight = periodic, memory, learning_rate, mean_weight
     self.targets = [g.detach() for g in self.grams(nchw(exemplar), periodic=False)]
+    self.exemplar_mean = nchw(exemplar).mean((0, 2, 3))
+    self.exemplar_var = nchw(exemplar).var((0, 2, 3), unbiased=False).clamp_min(1e-6)
     self.u0 = nchw(start)
     self.threads = torch.get_num_threads()
 
@@ -105,7 +110,8 @@ class TorchSynthesis:
   def peer_of(cls, genjax: GenjaxSynthesis, config) -> "TorchSynthesis":
     """The same net, exemplar, start pixels and L-BFGS memory as genjax's synthesis."""
     return cls(genjax.net.weights, genjax.run.train_arrays["x"], genjax.start().params["level0"],
-               bool(config.model.periodic), int(config.optimizer.memory_size), float(config.optimizer.learning_rate))
+               bool(config.model.periodic), int(config.optimizer.memory_size), float(config.optimizer.learning_rate),
+               float(config.model.get("mean_weight", 0.0)))
 
   def grams(self, images, periodic: bool):
     """G = F F^T / N per layer of relu(conv(images - 0.5) + b); circular padding as genjax's `conv`."""
@@ -120,10 +126,13 @@ class TorchSynthesis:
     return grams
 
   def loss(self, u):
-    """genjax's gram_loss summed over the syntheses: sum_l ||G_l - T_l||^2 / ||T_l||^2."""
-    grams = self.grams(self.torch.sigmoid(u), self.periodic)
-    return sum(((g - t) ** 2).sum((1, 2)) / (t ** 2).sum((1, 2)).clamp_min(1e-12)
-               for g, t in zip(grams, self.targets)).sum()
+    """genjax's texture loss summed over the syntheses: sum_l ||G_l - T_l||^2 / ||T_l||^2 + the mean term."""
+    images = self.torch.sigmoid(u)
+    grams = self.grams(images, self.periodic)
+    loss = sum(((g - t) ** 2).sum((1, 2)) / (t ** 2).sum((1, 2)).clamp_min(1e-12) for g, t in zip(grams, self.targets))
+    if self.mean_weight:
+      loss = loss + self.mean_weight * ((images.mean((2, 3)) - self.exemplar_mean) ** 2 / self.exemplar_var).sum(1)
+    return loss.sum()
 
   def minimise(self, n: int):
     """n L-BFGS iterations from the start pixels in one `step` call: (u, optimizer state)."""

@@ -41,6 +41,9 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     # Issue 19: the style generator against DCGAN at equal generator steps (2000 each; 65 min on 2 cores, measured).
     "stylegan_2000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=2000")),
     "dcgan_2000": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.num_steps=2000")),
+    # ... and with StyleGAN2-ADA's CIFAR-10 preset for small images: R1 gamma 0.01, 2 mapping layers.
+    "stylegan_cifar_r1_2000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=2000",
+                                               "--config.model.r1_gamma=0.01", "--config.model.mapping_layers=2")),
 }
 
 

@@ -176,6 +176,12 @@ def test_torch_gram_loss_is_genjax_gram_loss():
   expected = jnp.sum(gram_loss(grams(net, jax.nn.sigmoid(u), True), grams(net, exemplar, False)))
   peer = TorchSynthesis(net.weights, exemplar, u, periodic=True, memory=10, learning_rate=1.0)
   np.testing.assert_allclose(float(peer.loss(peer.u0)), float(expected), rtol=1e-5)
+  from genjax.models.texture import mean_loss  # and with the family's mean term
+  flat = exemplar.reshape(-1, 1)
+  term = jnp.sum(mean_loss(jax.nn.sigmoid(u), flat.mean(0), flat.var(0)))
+  assert float(term) > 0.01 * float(expected)  # the term is not negligible here
+  peer = TorchSynthesis(net.weights, exemplar, u, periodic=True, memory=10, learning_rate=1.0, mean_weight=2.0)
+  np.testing.assert_allclose(float(peer.loss(peer.u0)), float(expected + 2.0 * term), rtol=1e-5)
 
 
 def test_conv_profile_counts_a_layers_flops_as_xla_does():

@@ -8,8 +8,9 @@ FEATURE_NETS (`model.features`):
 
 - 'random_multiscale' (Ustyuzhaninov et al. 2017): one layer per filter size of seeded random
   filters, ReLU; the Gram statistics of such a shallow random multi-scale net synthesise textures
-  comparable to VGG's. Random biases spread the ReLU thresholds over the pixel range, so each layer
-  also sees the grey-level histogram.
+  comparable to VGG's. Random biases spread the ReLU thresholds over the filter responses. The
+  filters have zero mean, so no map sees the image's mean grey level (the texture family adds a
+  term for it).
 - 'classifier': the conv stack of genjax's own domain classifier (genjax/evaluate/classifier.py),
   trained on the brick / grass / gravel crops of the `textures` dataset (grey, so colour channels
   pass through it one at a time).
@@ -83,9 +84,8 @@ def gram_loss(grams_x: Sequence[jax.Array], grams_target: Sequence[jax.Array]) -
 
 
 # Circular windows at least this wide are computed by FFT (the same sums, to float rounding). Gram
-# loss + gradient of the default net's 128x128 grey synthesis: 142 ms with FFT from 13 and kernel
-# spectra computed in the step, 91 ms with FFT from 9 (11, 15, 23), precomputed spectra and one
-# batched transform (2-core EPYC; direct convolution at k = 11 costs 28 ms, FFT ~20).
+# loss + gradient of the default net's 128x128 grey synthesis, one batched transform: 91 ms from 9
+# (11, 15, 23), 95 from 13, 122 if the kernels' spectra are computed in the step (2-core EPYC).
 FFT_MIN_KERNEL = 9
 
 
