@@ -42,8 +42,9 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "stylegan_2000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=2000")),
     "dcgan_2000": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.num_steps=2000")),
     # ... and with StyleGAN2-ADA's CIFAR-10 preset for small images: R1 gamma 0.01, 2 mapping layers.
-    "stylegan_cifar_r1_2000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=2000",
+    "stylegan_cifar_r1_1000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=1000",
                                                "--config.model.r1_gamma=0.01", "--config.model.mapping_layers=2")),
+    "dcgan_1000": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, "--config.num_steps=1000")),
 }
 
 

@@ -83,9 +83,11 @@ def gram_loss(grams_x: Sequence[jax.Array], grams_target: Sequence[jax.Array]) -
   return sum(terms)
 
 
-# Circular windows at least this wide are computed by FFT (the same sums, to float rounding). Gram
-# loss + gradient of the default net's 128x128 grey synthesis, one batched transform: 91 ms from 9
-# (11, 15, 23), 95 from 13, 122 if the kernels' spectra are computed in the step (2-core EPYC).
+# Circular windows at least this wide are computed by FFT (the same sums, to float rounding), one
+# transform per layer with the kernels' spectra precomputed. Gram loss + gradient of the default
+# net's 128x128 grey synthesis (2-core EPYC, medians): the three wide layers (11, 15, 23) 66 ms
+# this way, 87 ms as one batched transform of all three (more live memory); spectra computed in
+# the step instead: +30 ms.
 FFT_MIN_KERNEL = 9
 
 
@@ -140,21 +142,21 @@ def random_filters(rng: np.random.Generator, size: int, channels: int, count: in
 def random_multiscale_net(channels: int, filter_sizes: Sequence[int], filters_per_size: int,
                           seed: int) -> FeatureNet:
   """One ReLU layer per filter size, all reading the image centred at 0.5 (Ustyuzhaninov et al. 2017).
-  Periodic maps of the wide windows come from one batched FFT of the image."""
+  Periodic maps of the wide windows come by FFT (`circular_correlation_fft`)."""
   rng = np.random.default_rng(seed)
   layers = [random_filters(rng, int(k), channels, filters_per_size) for k in filter_sizes]
 
   @functools.lru_cache(maxsize=None)
-  def spectra(h: int, w: int) -> tuple[tuple[int, ...], np.ndarray]:
-    wide = tuple(i for i, (kernel, _) in enumerate(layers) if _fft_kernel(kernel.shape[0], (h, w)))
-    return wide, (circular_spectra([np.asarray(layers[i][0]) for i in wide], h, w) if wide else None)
+  def spectra(h: int, w: int) -> dict[int, np.ndarray]:
+    """layer index -> its kernel spectra, for the layers whose periodic maps come by FFT at h x w."""
+    return {i: circular_spectra([np.asarray(kernel)], h, w) for i, (kernel, _) in enumerate(layers)
+            if _fft_kernel(kernel.shape[0], (h, w))}
 
   def apply(images: jax.Array, periodic: bool) -> Features:
     centred = images - 0.5
-    wide, spectrum = spectra(*images.shape[1:3]) if periodic else ((), None)
-    by_fft = dict(zip(wide, jnp.split(circular_correlation_fft(centred, spectrum), len(wide), axis=-1))) if wide else {}
-    return [jax.nn.relu((by_fft[i] if i in by_fft else conv(centred, kernel, periodic)) + bias)
-            for i, (kernel, bias) in enumerate(layers)]
+    by_fft = spectra(*images.shape[1:3]) if periodic else {}
+    return [jax.nn.relu((circular_correlation_fft(centred, by_fft[i]) if i in by_fft else conv(centred, kernel, periodic))
+                        + bias) for i, (kernel, bias) in enumerate(layers)]
 
   return FeatureNet(f"random_multiscale(sizes={tuple(filter_sizes)}, n={filters_per_size}, seed={seed})",
                     apply, max(int(k) for k in filter_sizes), len(layers), tuple(layers))
