@@ -61,8 +61,8 @@ def test_fft_circular_correlation_is_the_wrapped_direct_convolution(shape, k):
   direct = lambda x: jax.lax.conv_general_dilated(wrap(x), kernel, (1, 1), "VALID",
                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
   assert direct(x).shape == shape[:3] + (5,) and wrap(x).shape[1] == shape[1] + k - 1
-  spectra = random_features.circular_spectra([kernel], *shape[1:3])
-  fast = lambda x: random_features.circular_correlation_fft(x, spectra)
+  spectrum = random_features.circular_spectrum(kernel, *shape[1:3])
+  fast = lambda x: random_features.circular_correlation_fft(x, spectrum)
   np.testing.assert_allclose(fast(x), direct(x), atol=1e-4 * float(jnp.max(jnp.abs(direct(x)))))
   loss = lambda f: lambda x: jnp.sum(jnp.sin(f(x)))
   np.testing.assert_allclose(jax.grad(loss(fast))(x), jax.grad(loss(direct))(x), rtol=1e-3, atol=1e-3)

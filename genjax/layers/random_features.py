@@ -95,28 +95,25 @@ def _fft_kernel(k: int, image_size: Sequence[int]) -> bool:
   return FFT_MIN_KERNEL <= k <= min(image_size)  # a window wider than the torus would alias
 
 
-def circular_spectra(kernels: Sequence[np.ndarray], h: int, w: int) -> np.ndarray:
-  """conj(rfft2) of HWIO kernels, each zero-padded to the h x w torus and placed wrapped around
-  the origin by the padding `conv` puts before each axis (so outputs need no shift), their outputs
-  concatenated: [C, sum O, h, w // 2 + 1]. NumPy, so the step gets constants, not FFTs per call."""
-  placed = []
-  for kernel in kernels:
-    kernel = np.asarray(kernel, np.float32)
-    kh, kw = kernel.shape[:2]
-    rows, cols = (np.arange(kh) - (kh - 1) // 2) % h, (np.arange(kw) - (kw - 1) // 2) % w
-    torus = np.zeros(kernel.shape[2:] + (h, w), np.float32)  # [C, O, h, w]
-    torus[:, :, rows[:, None], cols[None, :]] = np.transpose(kernel, (2, 3, 0, 1))
-    placed.append(torus)
-  return np.conj(np.fft.rfft2(np.concatenate(placed, axis=1))).astype(np.complex64)
+def circular_spectrum(kernel: np.ndarray, h: int, w: int) -> np.ndarray:
+  """conj(rfft2) of an HWIO kernel zero-padded to the h x w torus and placed wrapped around the
+  origin by the padding `conv` puts before each axis (so outputs need no shift): [C, O, h, w // 2 + 1].
+  NumPy, so the step gets a constant, not FFTs per call."""
+  kernel = np.asarray(kernel, np.float32)
+  kh, kw = kernel.shape[:2]
+  rows, cols = (np.arange(kh) - (kh - 1) // 2) % h, (np.arange(kw) - (kw - 1) // 2) % w
+  torus = np.zeros(kernel.shape[2:] + (h, w), np.float32)  # [C, O, h, w]
+  torus[:, :, rows[:, None], cols[None, :]] = np.transpose(kernel, (2, 3, 0, 1))
+  return np.conj(np.fft.rfft2(torus)).astype(np.complex64)
 
 
-def circular_correlation_fft(x: jax.Array, spectra: np.ndarray) -> jax.Array:
+def circular_correlation_fft(x: jax.Array, spectrum: np.ndarray) -> jax.Array:
   """Cross-correlation on a torus by the convolution theorem, C = X conj(K) per frequency: NHWC
-  images and `circular_spectra` [C, O, H, W // 2 + 1] -> NHWO. The transforms run over the two last
+  images and a `circular_spectrum` [C, O, H, W // 2 + 1] -> NHWO. The transforms run over the two last
   axes (channels first), where XLA:CPU's FFT is fastest; O(HW log HW) per map instead of O(HW k^2)."""
   h, w = x.shape[1:3]
-  spectrum = jnp.einsum("bchw,cohw->bohw", jnp.fft.rfft2(jnp.moveaxis(x, -1, 1)), spectra)
-  return jnp.moveaxis(jnp.fft.irfft2(spectrum, s=(h, w)), 1, -1).astype(x.dtype)
+  product = jnp.einsum("bchw,cohw->bohw", jnp.fft.rfft2(jnp.moveaxis(x, -1, 1)), spectrum)
+  return jnp.moveaxis(jnp.fft.irfft2(product, s=(h, w)), 1, -1).astype(x.dtype)
 
 
 def conv(x: jax.Array, kernel: jax.Array, periodic: bool, stride: int = 1) -> jax.Array:
@@ -149,7 +146,7 @@ def random_multiscale_net(channels: int, filter_sizes: Sequence[int], filters_pe
   @functools.lru_cache(maxsize=None)
   def spectra(h: int, w: int) -> dict[int, np.ndarray]:
     """layer index -> its kernel spectra, for the layers whose periodic maps come by FFT at h x w."""
-    return {i: circular_spectra([np.asarray(kernel)], h, w) for i, (kernel, _) in enumerate(layers)
+    return {i: circular_spectrum(kernel, h, w) for i, (kernel, _) in enumerate(layers)
             if _fft_kernel(kernel.shape[0], (h, w))}
 
   def apply(images: jax.Array, periodic: bool) -> Features:

@@ -62,6 +62,7 @@ def _lbfgs(cfg: ConfigDict) -> optax.GradientTransformation:
   short (optax's default 2; with 4 the first, unscaled step takes 6 evaluations instead of 9, and 50
   iterations on brick 57 instead of 64). Its update needs value, grad and value_fn: the texture
   family's step passes them; families that do not would fail at trace time."""
+  # optax.lbfgs's own line search (20 steps, initial guess 1) but for the increase factor.
   linesearch = optax.scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one",
                                               increase_factor=float(cfg.get("increase_factor", 2.0)))
   return optax.lbfgs(cfg.learning_rate, memory_size=int(cfg.get("memory_size", 10)), linesearch=linesearch)
