@@ -7,7 +7,8 @@ One 128x128 grey synthesis of experiments/texture.py (brick exemplar at 256 px; 
 random multi-scale net: filter sizes 3..23, 64 filters each, circular padding on the synthesis; plus
 the pixel-mean term).
 genjax: the trainer's step (`Run`, `init_state`, `make_train_step`), one optax.lbfgs iteration each
-(memory 10, zoom line search of at most 20 steps: strong Wolfe conditions). PyTorch: the same net
+(memory 10, zoom line search of at most 20 steps widening by the config's increase_factor: strong
+Wolfe conditions). PyTorch: the same net
 with genjax's filter weights, the same start pixels and targets computed alike,
 torch.optim.LBFGS(history_size=10, line_search_fn='strong_wolfe'), N iterations in one `step` call,
 at its faster of 1 and all threads. Each timed call starts afresh from the same pixels; calls are
@@ -100,9 +101,10 @@ class TorchSynthesis:
     self.layers = [(torch.from_numpy(np.asarray(k).transpose(3, 2, 0, 1).copy()), torch.from_numpy(np.array(b)))
                    for k, b in weights]
     self.periodic, self.memory, self.learning_rate, self.mean_weight = periodic, memory, learning_rate, mean_weight
-    self.targets = [g.detach() for g in self.grams(nchw(exemplar), periodic=False)]
-    self.exemplar_mean = nchw(exemplar).mean((0, 2, 3))
-    self.exemplar_var = nchw(exemplar).var((0, 2, 3), unbiased=False).clamp_min(1e-6)
+    exemplar = nchw(exemplar)
+    self.targets = [g.detach() for g in self.grams(exemplar, periodic=False)]
+    self.exemplar_mean = exemplar.mean((0, 2, 3))
+    self.exemplar_var = exemplar.var((0, 2, 3), unbiased=False).clamp_min(1e-6)
     self.u0 = nchw(start)
     self.threads = torch.get_num_threads()
 
