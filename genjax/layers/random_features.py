@@ -61,7 +61,7 @@ def _gram_forward(features):
 
 def _gram_backward(features, cotangent):
   """dL/dF = F (dG + dG^T) / N: one matmul where autodiff of the einsum makes two (value + gradient
-  of a 128x128x64 map's Gram loss: 7.2 -> 3.8 ms on 2 cores)."""
+  of a 128x128x64 map's Gram loss: 7.2 -> 3.8 ms on 2 cores, load ~1)."""
   b, h, w, c = features.shape
   flat = features.reshape(b, h * w, c)
   symmetric = cotangent + jnp.swapaxes(cotangent, 1, 2)
@@ -85,7 +85,7 @@ def gram_loss(grams_x: Sequence[jax.Array], grams_target: Sequence[jax.Array]) -
 
 # Circular windows at least this wide are computed by FFT (the same sums, to float rounding), one
 # transform per layer with the kernels' spectra precomputed. Gram loss + gradient of the default
-# net's 128x128 grey synthesis (2-core EPYC, medians): the three wide layers (11, 15, 23) 66 ms
+# net's 128x128 grey synthesis (2-core EPYC, medians, load ~1): the three wide layers (11, 15, 23) 66 ms
 # this way, 87 ms as one batched transform of all three (more live memory); spectra computed in
 # the step instead: +30 ms.
 FFT_MIN_KERNEL = 9
