@@ -93,7 +93,7 @@ def gan_config(recipe: str = "gan", dataset: str | dict = "digits", critic_batch
       "activation": "relu", "critic_activation": "leaky_relu", "norm": "none",
       "critic_norm": "",  # '' = same as norm
       "loss": "non_saturating", "critic_regularizer": "none", "clip_value": 0.01, "gp_weight": 10.0,
-      "n_critic": 1, "wgan_schedule": False, "ema_decay": 0.0, "conditional": False,
+      "n_critic": 1, "wgan_schedule": False, "ema_decay": 0.0, "ema_rampup": 0.0, "conditional": False,
       "pack": 1, "critic_hidden": (), "maxout_pieces": 5})  # PacGAN: packing, critic widths, maxout
   config.model.update(recipe_model)
   config.model.update(model)

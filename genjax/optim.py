@@ -1,6 +1,10 @@
 """Optimizers named in configs (`optimizer.name`), built from data, not from if/else chains."""
 from __future__ import annotations
 
+import math
+
+import jax
+import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
@@ -64,3 +68,15 @@ def make_optimizer(cfg: ConfigDict) -> optax.GradientTransformation:
   if cfg.get("grad_clip_norm", 0.0):
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
   return tx
+
+
+def ema_decay_at(step: jax.Array, decay: float, rampup: float) -> jax.Array:
+  """The EMA's decay at `step`: `decay`, or with `rampup` > 0 StyleGAN2's warm-up (Karras et al. 2020,
+  training_loop.py: half-life = min(decay's, rampup x images seen so far), here in steps): so the average
+  never weighs the random init for long (0.999 from step 0 still puts 37% on it at step 1000)."""
+  if not rampup:
+    return jnp.asarray(decay, jnp.float32)
+  half_life_cap = math.log(0.5) / math.log(decay)
+  half_life = jnp.minimum(half_life_cap, rampup * step.astype(jnp.float32))
+  return jnp.where(half_life > 0, 0.5 ** (1.0 / jnp.maximum(half_life, 1e-8)), 0.0)
+

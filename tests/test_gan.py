@@ -168,6 +168,24 @@ def test_wgan_schedule_runs_100_critic_updates_early_and_every_500th(data_dir):
     assert max(records) <= config.model.clip_value
 
 
+def test_generator_ema_warms_up_with_stylegan2s_half_life(data_dir):
+  """ema_rampup r: half-life min(r x step, the decay's), so step 0 copies the generator (no weight on
+  the init); ema_rampup 0 keeps the constant decay."""
+  from genjax.optim import ema_decay_at
+  steps = jnp.asarray([0, 10, 100, 100_000])  # 0.05 x 100,000 exceeds 0.999's half-life (693 steps)
+  np.testing.assert_allclose(ema_decay_at(steps, 0.999, 0.05), [0.0, 0.5 ** 2, 0.5 ** 0.2, 0.999], rtol=1e-6)
+  np.testing.assert_allclose(ema_decay_at(steps, 0.999, 0.0), 0.999)
+  for rampup, cases in ((0.05, ((0, 0.0), (40, 0.5 ** 0.5))), (0.0, ((40, 0.9),))):
+    _, objective, batch = _clipped_wgan(data_dir, ema_decay=0.9, ema_rampup=rampup)
+    start, step = objective.init(jax.random.key(0), batch), jax.jit(objective.step)
+    start = start.replace(extras=dict(start.extras, ema=jax.tree_util.tree_map(jnp.zeros_like, start.extras["ema"])))
+    for at, decay in cases:
+      new_state, _ = step(start.replace(step=jnp.asarray(at, jnp.int32)), batch, jax.random.key(1))
+      for ema, live in zip(jax.tree_util.tree_leaves(new_state.extras["ema"]),
+                           jax.tree_util.tree_leaves(new_state.params["generator"])):
+        np.testing.assert_allclose(ema, (1 - decay) * live, rtol=1e-5, atol=1e-7)  # from a zero average
+
+
 def test_gan_validation_names_the_key():
   with pytest.raises(ConfigError, match="model.loss"):
     validate(gan_config(loss="hinge"))

@@ -112,6 +112,36 @@ def test_style_mixing_before_crossover_w1_from_it_w2():
   np.testing.assert_allclose(mixed_16, later_b_16, rtol=1e-6, atol=1e-7)
 
 
+def _fir_1d(x: np.ndarray, axis: int, up: bool) -> np.ndarray:
+  """StyleGAN2's [1, 3, 3, 1] filter along `axis`, written out: up x2 (edge-clamped) or down x2 (interior)."""
+  x = np.moveaxis(x, axis, 0)
+  if up:
+    padded = np.concatenate([x[:1], x, x[-1:]])
+    out = np.empty((2 * len(x),) + x.shape[1:])
+    out[0::2] = (padded[:-2] + 3 * x) / 4
+    out[1::2] = (3 * x + padded[2:]) / 4
+  else:
+    out = (x[1:-3:2] + 3 * x[2:-2:2] + 3 * x[3:-1:2] + x[4::2]) / 8  # outputs 1 .. n/2 - 2
+  return np.moveaxis(out, 0, axis)
+
+
+def test_bilinear_resampling_is_stylegan2s_fir_filter_and_refused_with_growth():
+  x = np.asarray(jax.random.normal(jax.random.key(0), (2, 8, 8, 3)))
+  up = progressive.upsample2x(jnp.asarray(x), "bilinear")
+  np.testing.assert_allclose(up, _fir_1d(_fir_1d(x, 1, True), 2, True), rtol=1e-5, atol=1e-6)
+  down = np.asarray(progressive.downsample2x(jnp.asarray(x), "bilinear"))
+  np.testing.assert_allclose(down[:, 1:-1, 1:-1], _fir_1d(_fir_1d(x, 1, False), 2, False), rtol=1e-5, atol=1e-6)
+  constant = jnp.full((1, 8, 8, 1), 0.3)  # the edges are renormalised, so constants stay constant
+  np.testing.assert_allclose(progressive.downsample2x(constant, "bilinear"), 0.3, rtol=1e-6)
+  assert float(jnp.max(jnp.abs(down - progressive.downsample2x(jnp.asarray(x))))) > 1e-2  # not the box mean
+  from genjax.config import ConfigError
+  for name, override in (("stylegan_fashion", "fir"), ("progan_fashion", "bilinear")):
+    config = load_experiment(name, "tiny")
+    config.model.resample_filter = override
+    with pytest.raises(ConfigError, match="model.resample_filter"):
+      GANObjective.validate(config)
+
+
 def test_truncation_psi_zero_gives_w_avg_and_one_leaves_w():
   w = jax.random.normal(jax.random.key(0), (5, 4))
   w_avg = jnp.arange(4.0)
@@ -249,12 +279,21 @@ def _final_params(workdir):
     run.close()
 
 
-def test_tiny_progressive_gan_trains_and_a_mid_fade_kill_resumes_bit_exact(tmp_path):
-  """phase_steps 4: 8x8 for steps 0-3, fade 16x16 in over 4-7, stable after; killed during the fade."""
+def test_tiny_progressive_gan_compiles_a_program_per_level_and_a_mid_fade_kill_resumes_bit_exact(tmp_path, monkeypatch):
+  """phase_steps 4: 8x8 for steps 0-3, fade 16x16 in over 4-7, stable after; killed during the fade.
+  XLA:CPU ran the lax.switch over levels 35-54x slower than each level alone: one program per level."""
+  from genjax import trainer
+  for step in range(40):  # the host-side level is phase_at's
+    assert progressive.level_at(step, 3, 4) == int(progressive.phase_at(jnp.asarray(step), 3, 4)[0])
+  seen = []
+  compile_step = trainer.compile_train_step
+  monkeypatch.setattr(trainer, "compile_train_step",
+                      lambda run, state, program=None: seen.append((int(state.step), program)) or compile_step(run, state, program))
   steps = ["--config.num_steps=12", "--config.checkpoint_every=2", "--config.log_every=1"]
-  straight = tmp_path / "straight"
-  result = run_cli(*PROGAN_TINY, "--workdir", str(straight), *steps)
-  assert result.returncode == 0, result.stderr[-3000:]
+  straight = tmp_path / "straight"  # in-process, as the CLI runs it
+  config = tiny(load_experiment("progan_fashion", "tiny"), num_steps=12, checkpoint_every=2, log_every=1)
+  state = trainer.train(config, str(straight))
+  assert seen == [(0, 0), (4, 1)] and int(state.step) == 12
   metrics = _finite_losses(straight)
   np.testing.assert_allclose([m["alpha"] for m in metrics[3:9]], [1, 0, 0.25, 0.5, 0.75, 1])  # steps 4..9
   assert [m["resolution"] for m in metrics[:5]] == [8, 8, 8, 8, 16]
@@ -269,29 +308,21 @@ def test_tiny_progressive_gan_trains_and_a_mid_fade_kill_resumes_bit_exact(tmp_p
   process.send_signal(signal.SIGKILL)
   process.wait()
   assert run_cli(*PROGAN_TINY, "--workdir", str(killed), *steps).returncode == 0
-  for a, b in zip(_final_params(killed), _final_params(straight)):
+  for a, b in zip(_final_params(killed), leaves(state.params)):
     np.testing.assert_array_equal(a, b, err_msg=f"killed at step {kill_at}")
 
 
-def test_the_trainer_compiles_one_program_per_level_and_each_trains_what_the_switch_trains(tmp_path, monkeypatch):
-  """XLA:CPU ran the lax.switch over levels 35-54x slower than each level alone: one program per level."""
+def test_each_levels_program_trains_what_the_switch_trains(tmp_path):
   from genjax import trainer
-  for step in range(40):  # the host-side level is phase_at's
-    assert progressive.level_at(step, 3, 4) == int(progressive.phase_at(jnp.asarray(step), 3, 4)[0])
-  seen = []
-  compile_step = trainer.compile_train_step
-  monkeypatch.setattr(trainer, "compile_train_step",
-                      lambda run, state, program=None: seen.append((int(state.step), program)) or compile_step(run, state, program))
   config = tiny(load_experiment("progan_fashion", "tiny"), num_steps=6)  # 8x8 for steps 0-3, fade 16 from 4
-  state = trainer.train(config, str(tmp_path / "run"))
-  assert seen == [(0, 0), (4, 1)] and int(state.step) == 6
   run = trainer.Run(config, str(tmp_path / "reference"))  # writes nothing
-  batch = run.first_batch()
+  batch = trainer.shard_batch(run.first_batch(), run.mesh)
+  start = lambda step: run.init_state(batch).replace(step=jnp.asarray(step, jnp.int32))
+  switched_step = trainer.make_train_step(run.objective, run.mesh, trainer.replicated(run.mesh)).lower(
+      start(0), batch).compile(xla_options.run_once_options("cpu"))  # once, for both steps, as a short run's
   for step in (2, 5):  # stable 8x8; fading 16x16 in at alpha 0.25
-    results = []
-    for objective in (run.objective, run.objective.for_program(run.objective.program_key(step))):
-      start = run.init_state(batch).replace(step=jnp.asarray(step, jnp.int32))
-      results.append(trainer.make_train_step(objective, run.mesh, trainer.replicated(run.mesh))(start, batch))
+    alone_step = trainer.compile_train_step(run, start(step), run.objective.program_key(step))  # the trainer's
+    results = [train_step(start(step), batch) for train_step in (switched_step, alone_step)]
     (switched, switched_metrics), (alone, alone_metrics) = results
     for a, b in zip(leaves(alone.params), leaves(switched.params)):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -301,12 +332,12 @@ def test_the_trainer_compiles_one_program_per_level_and_each_trains_what_the_swi
 def test_training_pictures_render_the_states_level_without_the_switch(tmp_path, monkeypatch):
   """write_pictures jits the program of the state's level (no lax.switch), and draws what the switch draws."""
   from genjax import trainer
-  lowered = []
+  lowered, drawn = [], []
   jit = trainer.xla_options.jit
 
   def recording_jit(fun, **kwargs):
     jitted = jit(fun, **kwargs)
-    return lambda *args: lowered.append(jitted.lower(*args).as_text()) or jitted(*args)
+    return lambda *args: lowered.append(jitted.lower(*args).as_text()) or drawn.append(jitted(*args)) or drawn[-1]
 
   config = tiny(load_experiment("progan_fashion", "tiny"), num_steps=6)
   run = trainer.Run(config, str(tmp_path / "run"))
@@ -316,8 +347,7 @@ def test_training_pictures_render_the_states_level_without_the_switch(tmp_path, 
   assert len(lowered) == 1 and "stablehlo.case" not in lowered[0]
   switched = jax.jit(run.objective.pictures)
   assert "stablehlo.case" in switched.lower(state, run.picture_batch(), run.picture_key()).as_text()
-  alone = trainer.objective_at(run.objective, 5).pictures(state, run.picture_batch(), run.picture_key())
-  reference = switched(state, run.picture_batch(), run.picture_key())
+  alone, reference = drawn[0], switched(state, run.picture_batch(), run.picture_key())
   assert set(alone) == set(reference)
   for name in reference:
     np.testing.assert_allclose(alone[name], reference[name], atol=1e-5)

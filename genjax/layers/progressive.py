@@ -13,14 +13,25 @@ import jax.numpy as jnp
 from jax import lax
 
 
-def upsample2x(x: jax.Array) -> jax.Array:
-  """Nearest-neighbour 2x upsampling of [B, H, W, C]."""
+# 'box': nearest up / 2x2 mean down (exact inverses: what growth needs); 'bilinear': StyleGAN2's
+# [1, 3, 3, 1] FIR (Karras et al. 2020 app. B), which is what 2x bilinear resizing computes.
+RESAMPLE_FILTERS = ("box", "bilinear")
+
+
+def upsample2x(x: jax.Array, filter: str = "box") -> jax.Array:
+  """2x upsampling of [B, H, W, C]: nearest ('box') or [1, 3, 3, 1] / 4 per axis ('bilinear', edges clamped)."""
+  b, h, w, c = x.shape
+  if filter == "bilinear":
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), "bilinear")
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
-def downsample2x(x: jax.Array) -> jax.Array:
-  """2x2 average pooling of [B, H, W, C] (the exact inverse of `upsample2x`)."""
+def downsample2x(x: jax.Array, filter: str = "box") -> jax.Array:
+  """2x downsampling of [B, H, W, C]: 2x2 mean ('box', the exact inverse of nearest upsampling) or the
+  [1, 3, 3, 1] / 8 filter per axis at stride 2 ('bilinear': antialiased resizing, edges renormalised)."""
   b, h, w, c = x.shape
+  if filter == "bilinear":
+    return jax.image.resize(x, (b, h // 2, w // 2, c), "bilinear", antialias=True)
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 

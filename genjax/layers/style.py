@@ -158,11 +158,12 @@ class StyleLayer(nn.Module):
   modulation: str = "demod"
   noise: bool = True
   upsample: bool = False
+  resample_filter: str = "box"
 
   @nn.compact
   def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
     if self.upsample:
-      x = upsample2x(x)
+      x = upsample2x(x, self.resample_filter)
     if self.modulation == "demod":
       x = ModulatedConv(self.features, 3, demodulate=True, name="conv")(x, w)
     else:
@@ -236,6 +237,7 @@ class StyleGenerator(nn.Module):
   const_input: bool = True
   noise: bool = True
   skip: bool = True
+  resample_filter: str = "box"  # inside the nets only: growth's level plumbing stays 'box'
 
   @property
   def num_levels(self) -> int:
@@ -251,7 +253,7 @@ class StyleGenerator(nn.Module):
       self.const = self.param("const", nn.initializers.normal(1.0), (4, 4, self.channels))
     else:  # ProGAN: the (pixel-normed) latent through a dense layer to 4x4
       self.input_dense = EqualizedDense(16 * self.channels, gain=HE_GAIN / 4)
-    layer = lambda up: StyleLayer(self.channels, self.modulation, self.noise, up)
+    layer = lambda up: StyleLayer(self.channels, self.modulation, self.noise, up, self.resample_filter)
     self.layers = [layer(False)] + [layer(i % 2 == 0) for i in range(2 * (self.num_levels - 1))]
     self.to_rgb = [ToRGB(self.out_channels, self.modulation == "demod") for _ in range(self.num_levels)]
 
@@ -270,7 +272,7 @@ class StyleGenerator(nn.Module):
     for b in range(1, level + 1):
       x = self.layers[2 * b - 1](x, ws[:, 2 * b - 1])
       x = self.layers[2 * b](x, ws[:, 2 * b])
-      previous = upsample2x(rgb)
+      previous = upsample2x(rgb, self.resample_filter)
       new = self.to_rgb[b](x, ws[:, 2 * b + 1]) + (previous if self.skip else 0.0)
       rgb = fade(previous, new, alpha) if b == level else new
     return rgb
@@ -293,6 +295,7 @@ class StyleCritic(nn.Module):
   resolution: int
   channels: int
   minibatch_std: int = 4  # group size, 0: off
+  resample_filter: str = "box"  # the blocks' downsampling; the input's pooling to a level stays 'box'
 
   @property
   def num_levels(self) -> int:
@@ -313,7 +316,7 @@ class StyleCritic(nn.Module):
     h = leaky_relu(self.from_rgb[level](x))
     for b in range(level, 0, -1):
       first, second = self.blocks[b - 1]
-      h = downsample2x(leaky_relu(second(leaky_relu(first(h)))))
+      h = downsample2x(leaky_relu(second(leaky_relu(first(h)))), self.resample_filter)
       if b == level and alpha is not None:
         h = fade(leaky_relu(self.from_rgb[b - 1](downsample2x(x))), h, alpha)
     if self.minibatch_std:

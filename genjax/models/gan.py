@@ -62,7 +62,7 @@ from genjax.layers.style import (MODULATIONS, StyleCritic, StyleGenerator, mix_s
                                  reachable, truncate)
 from genjax.layers.networks import (ACTIVATIONS, NORMS, join_label, make_decoder, make_encoder, run_net,
                                     validate_architecture)
-from genjax.optim import OPTIMIZERS, make_optimizer
+from genjax.optim import OPTIMIZERS, ema_decay_at, make_optimizer
 from genjax.registry import MODELS
 from genjax.state import TrainState
 
@@ -136,6 +136,11 @@ def validate_style(config: ConfigDict) -> None:
   mixing = model.get("style_mixing", 0.9)
   require(isinstance(mixing, (int, float)) and not isinstance(mixing, bool) and 0 <= mixing <= 1,
           "model.style_mixing", mixing, "a probability in [0, 1]")
+  resample_filter = model.get("resample_filter", "box")
+  require(resample_filter in progressive.RESAMPLE_FILTERS, "model.resample_filter", resample_filter,
+          f"one of {progressive.RESAMPLE_FILTERS}")
+  require(resample_filter == "box" or not model.get("progressive", False), "model.resample_filter", resample_filter,
+          "'box' with model.progressive (growth needs nearest up / mean down, exact inverses)")
   psi = model.get("truncation_psi", 1.0)
   require(isinstance(psi, (int, float)) and not isinstance(psi, bool), "model.truncation_psi", psi, "a number")
   if model.get("progressive", False):
@@ -168,6 +173,7 @@ class GANObjective:
     self.n_critic = int(model.get("n_critic", 1))
     self.wgan_schedule = bool(model.get("wgan_schedule", False))
     self.ema_decay = float(model.get("ema_decay", 0.0))
+    self.ema_rampup = float(model.get("ema_rampup", 0.0))
     self.pack = int(model.get("pack", 1))
     self.num_classes = num_classes(config.dataset) if model.get("conditional", False) else 0
     self.kind = dataset_spec(config.dataset).kind
@@ -188,7 +194,8 @@ class GANObjective:
       self.top_level = num_levels(self.resolution) - 1
       self.start_level = num_levels(int(model.get("progressive_start", 8))) - 1 if self.progressive else self.top_level
       self.phase_steps = int(model.get("phase_steps", 1000))
-      self.critic = StyleCritic(self.resolution, int(model.style_channels), self.minibatch_std)
+      self.critic = StyleCritic(self.resolution, int(model.style_channels), self.minibatch_std,
+                                model.get("resample_filter", "box"))
     else:
       mbstd = {"minibatch_std": self.minibatch_std} if self.minibatch_std else {}
       self.critic = make_encoder(model, 1, activation=model.get("critic_activation", "leaky_relu"),
@@ -234,7 +241,8 @@ class GANObjective:
     for key, default, ok, allowed in (
         ("clip_value", 0.01, lambda v: v > 0, "a number > 0"),
         ("gp_weight", 10.0, lambda v: v >= 0, "a number >= 0"),
-        ("ema_decay", 0.0, lambda v: 0 <= v < 1, "a number in [0, 1)")):
+        ("ema_decay", 0.0, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        ("ema_rampup", 0.0, lambda v: v >= 0, "a number >= 0 (0: no warm-up; StyleGAN2 uses 0.05)")):
       value = model.get(key, default)
       require(isinstance(value, (int, float)) and ok(value), f"model.{key}", value, allowed)
     norm = critic_norm(model)
@@ -263,7 +271,8 @@ class GANObjective:
       return StyleGenerator(self.resolution, int(m.style_channels), w_dim,
                             self.data_shape[-1], mapping_layers, float(m.get("mapping_lr_mul", 0.01)),
                             m.get("modulation", "demod"), bool(m.get("const_input", True)),
-                            bool(m.get("noise_inputs", True)), bool(m.get("skip_rgb", True)))
+                            bool(m.get("noise_inputs", True)), bool(m.get("skip_rgb", True)),
+                            m.get("resample_filter", "box"))
     return make_decoder(self.model, self.data_shape)
 
   # -- style generator pieces
@@ -511,7 +520,8 @@ class GANObjective:
     if "batch_stats" in extras:
       extras["batch_stats"] = {"generator": gen_stats, "critic": stats["critic"]}
     if self.ema_decay:
-      extras["ema"] = optax.incremental_update(gen_params, extras["ema"], 1.0 - self.ema_decay)
+      decay = ema_decay_at(state.step, self.ema_decay, self.ema_rampup)
+      extras["ema"] = optax.incremental_update(gen_params, extras["ema"], 1.0 - decay)
     if self.style:  # StyleGAN2: w_avg <- lerp(mean w of the batch, w_avg, 0.995)
       w_mean = jnp.mean(self.map_z(state.params["generator"], z, onehot[:rows]), axis=0)
       extras["w_avg"] = W_AVG_DECAY * extras["w_avg"] + (1.0 - W_AVG_DECAY) * w_mean
