@@ -19,10 +19,18 @@ from tests.helpers import run_cli, tiny
 
 
 def _randomize(params, key, scale=0.05):
-  """Every leaf replaced by noise, so zero-initialised (identity) layers become real bijections."""
+  """Every leaf (array or shape) replaced by noise, so zero-initialised (identity) layers become real
+  bijections. One draw cut into the leaves: a draw per leaf compiles a program per shape (seconds)."""
   leaves, treedef = jax.tree_util.tree_flatten(params)
-  keys = jax.random.split(key, len(leaves))
-  return treedef.unflatten([scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+  sizes = [math.prod(x.shape) for x in leaves]
+  noise = np.asarray(scale * jax.random.normal(key, (sum(sizes),)))
+  pieces = np.split(noise, np.cumsum(sizes)[:-1])
+  return treedef.unflatten([jnp.asarray(p.reshape(x.shape)) for p, x in zip(pieces, leaves)])
+
+
+def _init(module, *args, **kwargs):
+  """Parameters of `module` (init's shapes: traced, never run) as _randomize's noise."""
+  return jax.eval_shape(lambda: module.init(jax.random.key(0), *args, **kwargs))["params"]
 
 
 def _layer(op, width=4):
@@ -31,8 +39,9 @@ def _layer(op, width=4):
 
 
 def _init_layer(layer, x, context=None):
-  params = layer.init(jax.random.key(0), x, jnp.zeros(x.shape[0]), context=context)["params"]
-  return params if isinstance(layer, coupling.ActNorm) else _randomize(params, jax.random.key(1), 0.3)
+  if isinstance(layer, coupling.ActNorm):  # data-dependent init: run it
+    return layer.init(jax.random.key(0), x, jnp.zeros(x.shape[0]), context=context)["params"]
+  return _randomize(_init(layer, x, jnp.zeros(x.shape[0]), context=context), jax.random.key(1), 0.3)
 
 
 def _slogdet_per_example(fn, x):
@@ -65,7 +74,7 @@ def test_coupling_leaves_its_conditioning_half_alone_and_bounds_s():
   x = jax.random.normal(jax.random.key(3), (2, 4, 4, 2))
   for mask in ("checkerboard", "channel"):
     layer = coupling.AffineCoupling(mask, 0, 4, 1)
-    params = _randomize(layer.init(jax.random.key(0), x, jnp.zeros(2))["params"], jax.random.key(4), 1.0)
+    params = _randomize(_init(layer, x, jnp.zeros(2)), jax.random.key(4), 1.0)
     y, log_det = layer.apply({"params": params}, x, jnp.zeros(2))
     b = coupling.MASKS[mask]((4, 4, 2), 0)
     np.testing.assert_array_equal(np.asarray(y) * b, np.asarray(x) * b)
@@ -95,8 +104,7 @@ def test_logit_transform_log_det_and_inverse():
 def _flow(ops, shape, widths=(4,), actnorm=False):
   f = coupling.Flow(tuple(ops), shape, widths, 1, actnorm)
   x = jax.random.uniform(jax.random.key(6), (2,) + shape)
-  params = f.init(jax.random.key(0), x)["params"]
-  params = _randomize(params, jax.random.key(7)) if not actnorm else params
+  params = _randomize(_init(f, x), jax.random.key(7))
   return f, params, x
 
 
@@ -122,7 +130,7 @@ def test_multiscale_log_det_is_brute_force_jacobian():
 
 def test_two_dimensional_flow_density_integrates_to_one():
   f = coupling.Flow(("channel",) * 4, (1, 1, 2), (16,), 1)
-  params = _randomize(f.init(jax.random.key(0), jnp.zeros((1, 1, 1, 2)))["params"], jax.random.key(9), 0.1)
+  params = _randomize(_init(f, jnp.zeros((1, 1, 1, 2))), jax.random.key(9), 0.1)
   grid = jnp.linspace(-10.0, 10.0, 801)
   points = jnp.stack(jnp.meshgrid(grid, grid), axis=-1).reshape(-1, 1, 1, 2)
   z, log_det = jax.jit(lambda p: f.apply({"params": params}, p))(points)
