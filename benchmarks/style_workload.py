@@ -147,6 +147,14 @@ def minibatch_stddev(torch, x, group_size: int):
   return torch.cat([x, stat.expand(-1, 1, *x.shape[2:])], 1)
 
 
+def ema_decay_at(step: int, decay: float, rampup: float) -> float:
+  """genjax.optim.ema_decay_at for a Python step: StyleGAN2's warm-up of the EMA's half-life."""
+  if not rampup:
+    return decay
+  half_life = min(math.log(0.5) / math.log(decay), rampup * step)
+  return 0.5 ** (1.0 / half_life) if half_life > 0 else 0.0
+
+
 def torch_style(config: ConfigDict, compile_: bool, image: tuple):
   """One StyleGAN2 step: critic update (lazy R1 if configured), generator update, EMA, w_avg."""
   import torch
@@ -163,6 +171,7 @@ def torch_style(config: ConfigDict, compile_: bool, image: tuple):
   rows, latent, mixing = config.batch_size, int(m.latent_dim), float(m.style_mixing)
   r1_weight, r1_every = float(m.r1_gamma) / 2 * int(m.r1_every), int(m.r1_every)
   lazy_r1 = m.critic_regularizer == "r1"
+  rampup = float(m.get("ema_rampup", 0.0))
   count = [0]
 
   def fakes(n):
@@ -202,7 +211,7 @@ def torch_style(config: ConfigDict, compile_: bool, image: tuple):
     g_opt.step()
     critic.requires_grad_(True)
     with torch.no_grad():
-      torch._foreach_lerp_(ema, list(gen.parameters()), 1.0 - float(m.ema_decay))
+      torch._foreach_lerp_(ema, list(gen.parameters()), 1.0 - ema_decay_at(count[0], float(m.ema_decay), rampup))
       w_avg.lerp_(w.mean(0), 1.0 - W_AVG_DECAY)
     count[0] += 1
     return loss

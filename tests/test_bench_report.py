@@ -80,6 +80,15 @@ def _genjax_param_count(workload) -> int:
   return run.num_params(trial.abstract_state(trainer.shard_batch(batch, trial.mesh)).params)
 
 
+def test_torch_style_peer_warms_its_ema_up_as_genjax_does():
+  from benchmarks.style_workload import ema_decay_at as peer
+  from genjax.optim import ema_decay_at
+  steps = [0, 1, 7, 100, 5_000, 100_000]
+  for decay, rampup in ((0.999, 0.05), (0.99, 0.5), (0.999, 0.0)):
+    np.testing.assert_allclose([peer(s, decay, rampup) for s in steps],
+                               ema_decay_at(jnp.asarray(steps), decay, rampup), rtol=1e-6)
+
+
 def test_new_rows_train_as_many_parameters_in_torch_as_in_genjax(monkeypatch):
   pytest.importorskip("torch")
   chosen = _small_workloads(monkeypatch)
