@@ -57,11 +57,21 @@ def validate(config: ConfigDict) -> None:
   if schedule not in SCHEDULES:
     raise ConfigError(f"config.optimizer.schedule={schedule!r} is unknown; known: {', '.join(SCHEDULES.names())}")
   lr = optimizer.get("learning_rate")
-  if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+  if not is_number(lr) or not lr > 0:
     raise ConfigError(f"config.optimizer.learning_rate={lr!r} is not allowed; expected a number > 0")
   family = MODELS.lookup(config.model.name)
   if hasattr(family, "validate"):
     family.validate(config)
+
+
+def is_int(value) -> bool:
+  """An integer and not a bool (Python's True is an int: `--config.model.blocks=True` must be refused)."""
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+  """A real number (int or float) and not a bool."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def require(condition: bool, key: str, value, allowed: str) -> None:

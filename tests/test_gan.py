@@ -195,6 +195,9 @@ def test_gan_validation_names_the_key():
     validate(config)
   with pytest.raises(ConfigError, match="critic_norm"):
     validate(gan_config("wgan_gp", norm="batch"))
+  from genjax.config import is_int, is_number  # every family's checks: True is an int in Python
+  assert is_int(3) and not is_int(True) and not is_int(3.0)
+  assert is_number(0.5) and is_number(2) and not is_number(False) and not is_number("1")
 
 
 # ----------------------------------------------------------------------------- mode coverage

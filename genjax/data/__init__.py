@@ -186,7 +186,7 @@ def read_options(config: Config) -> dict:
 
 def validate_options(config: Config) -> None:
   """A one-line ConfigError for a bad reading option or dataset option, before anything is written."""
-  from genjax.config import require
+  from genjax.config import is_int, require
   spec = dataset_spec(config)
   choice = _get(config, "in_memory", "auto")
   require(choice in IN_MEMORY, "dataset.in_memory", choice, "'auto' (by size), 'yes' or 'no'")
@@ -196,7 +196,7 @@ def validate_options(config: Config) -> None:
             f"'auto' or 'yes' for dataset.name={spec.name!r} with dataset.task={task!r} (held in memory)")
   for key, low in (("read_threads", 1), ("read_workers", 0)):
     value = _get(config, key, COMMON_OPTIONS[key])
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= low, f"dataset.{key}", value,
+    require(is_int(value) and value >= low, f"dataset.{key}", value,
             f"an integer >= {low}")
   if spec.validate is not None:
     spec.validate(config)
@@ -340,12 +340,12 @@ def _holds_images(path: str, count: int) -> bool:
 
 def validate_folder(config: Config) -> None:
   """A one-line ConfigError for a missing or empty folder or a bad folder option (nothing read yet)."""
-  from genjax.config import require
+  from genjax.config import is_int, require
   path, size, channels, on_corrupt = _folder_options(config)
   require(bool(path) and os.path.isdir(path) and _holds_images(path, builders.FOLDER_TEST_EVERY), "dataset.path",
           config.get("path"), f"a directory holding at least {builders.FOLDER_TEST_EVERY} PNG/JPEG files (every "
           f"{builders.FOLDER_TEST_EVERY}th is a test image), optionally one subdirectory per class")
-  require(isinstance(size, int) and not isinstance(size, bool) and size >= 1, "dataset.image_size", size,
+  require(is_int(size) and size >= 1, "dataset.image_size", size,
           "an integer >= 1 (the side of the square images)")
   require(channels in (0, 1, 3) and not isinstance(channels, bool), "dataset.channels", channels,
           "0 (as the first file is), 1 (grey) or 3 (RGB)")

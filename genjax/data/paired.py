@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from genjax.config import require
+from genjax.config import is_int, is_number, require
 
 # Options of the paired view, carried by every experiment (typed defaults: no None on the CLI).
 OPTIONS = {"task": "", "mask": "centre", "mask_size": 14, "pair_seed": 0, "edges_sigma": 1.0,
@@ -178,10 +178,10 @@ def validate_options(config: Config, image_shape: tuple[int, ...] | None = None)
                            ("pair_seed", lambda v: v >= 0, "an integer >= 0"),
                            ("superres_factor", lambda v: v >= 2, "an integer >= 2")):
     value = option(config, key)
-    require(isinstance(value, int) and not isinstance(value, bool) and ok(value), f"dataset.{key}", value, allowed)
+    require(is_int(value) and ok(value), f"dataset.{key}", value, allowed)
   for key in ("edges_sigma", "denoise_std"):
     value = option(config, key)
-    require(isinstance(value, (int, float)) and value > 0, f"dataset.{key}", value, "a number > 0")
+    require(is_number(value) and value > 0, f"dataset.{key}", value, "a number > 0")
   if image_shape is not None and task:
     require(len(image_shape) == 3, "dataset.task", task, "a task on an image dataset ([H, W, C] examples)")
     side = min(image_shape[:2])

@@ -16,7 +16,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_number, require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate.likelihood import dataset_means
 from genjax.layers.networks import ACTIVATIONS, make_decoder, make_encoder, validate_architecture
@@ -114,10 +114,10 @@ class AutoencoderObjective(EncodeDecode):
     validate_architecture(config)
     require(model.get("noise", "none") in NOISES, "model.noise", model.get("noise"), f"one of {NOISES}")
     level = model.get("noise_level", 0.0)
-    require(isinstance(level, (int, float)) and level >= 0, "model.noise_level", level, "a number >= 0")
+    require(is_number(level) and level >= 0, "model.noise_level", level, "a number >= 0")
     for key in ("sparsity_weight", "contractive_weight"):
       w = model.get(key, 0.0)
-      require(isinstance(w, (int, float)) and w >= 0, f"model.{key}", w, "a number >= 0")
+      require(is_number(w) and w >= 0, f"model.{key}", w, "a number >= 0")
     rec = model.get("reconstruction_loss", "squared_error")
     require(rec in RECONSTRUCTION_LOSSES, "model.reconstruction_loss", rec,
             f"one of {sorted(RECONSTRUCTION_LOSSES)}")

@@ -26,7 +26,7 @@ from ml_collections import ConfigDict
 
 from genjax import data as genjax_data
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_int, is_number, require
 from genjax.evaluate import likelihood as likelihood_bounds
 from genjax.layers.coupling import COUPLINGS, OPS, Flow, FlowPlanError, plan
 from genjax.models.autoencoder import EncodeDecode
@@ -134,12 +134,12 @@ class FlowObjective(EncodeDecode):
     for key in ("widths", "dequant_widths"):
       widths = model.get(key, (32,))
       require(isinstance(widths, (tuple, list)) and len(widths) >= 1
-              and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
+              and all(is_int(w) and w >= 1 for w in widths),
               f"model.{key}", widths, "a non-empty tuple of positive integers")
     for key, low in (("blocks", 0), ("dequant_blocks", 0), ("eval_importance_samples", 1),
                      ("eval_batch_size", 1), ("eval_num_examples", 0)):
       value = model.get(key, low)
-      require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+      require(is_int(value) and value >= low,
               f"model.{key}", value, f"an integer >= {low}")
     require(isinstance(model.get("actnorm", False), bool), "model.actnorm", model.get("actnorm"), "True or False")
     kind = model.get("dequantization", "uniform")
@@ -149,10 +149,10 @@ class FlowObjective(EncodeDecode):
     prior = model.get("prior", "normal")
     require(prior in PRIORS, "model.prior", prior, f"one of {sorted(PRIORS)}")
     alpha = model.get("logit_alpha", 0.05)
-    require(isinstance(alpha, (int, float)) and 0 <= alpha < 0.5, "model.logit_alpha", alpha,
+    require(is_number(alpha) and 0 <= alpha < 0.5, "model.logit_alpha", alpha,
             "a number in [0, 0.5)")
     temperature = model.get("sample_temperature", 1.0)
-    require(isinstance(temperature, (int, float)) and temperature > 0, "model.sample_temperature",
+    require(is_number(temperature) and temperature > 0, "model.sample_temperature",
             temperature, "a number > 0")
 
   # -- networks

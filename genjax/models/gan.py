@@ -52,7 +52,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_int, is_number, require
 from genjax.data import dataset_spec, eval_batches, example_shape, num_classes
 from genjax.data import toy2d_mode_centres, toy2d_std
 from genjax.evaluate.mode_coverage import NUM_SAMPLES, mode_coverage
@@ -128,13 +128,13 @@ def validate_style(config: ConfigDict) -> None:
   for key, default in (("style_channels", None), ("mapping_layers", 8), ("w_dim", 0)):
     value = model.get(key, default)
     low = 1 if key == "style_channels" else 0
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= low, f"model.{key}", value, f"an integer >= {low}")
+    require(is_int(value) and value >= low, f"model.{key}", value, f"an integer >= {low}")
   lr_mul = model.get("mapping_lr_mul", 0.01)
-  require(isinstance(lr_mul, (int, float)) and lr_mul > 0, "model.mapping_lr_mul", lr_mul, "a number > 0")
+  require(is_number(lr_mul) and lr_mul > 0, "model.mapping_lr_mul", lr_mul, "a number > 0")
   require(model.get("modulation", "demod") in MODULATIONS, "model.modulation", model.get("modulation"),
           f"one of {MODULATIONS}")
   mixing = model.get("style_mixing", 0.9)
-  require(isinstance(mixing, (int, float)) and not isinstance(mixing, bool) and 0 <= mixing <= 1,
+  require(is_number(mixing) and 0 <= mixing <= 1,
           "model.style_mixing", mixing, "a probability in [0, 1]")
   resample_filter = model.get("resample_filter", "box")
   require(resample_filter in progressive.RESAMPLE_FILTERS, "model.resample_filter", resample_filter,
@@ -142,7 +142,7 @@ def validate_style(config: ConfigDict) -> None:
   require(resample_filter == "box" or not model.get("progressive", False), "model.resample_filter", resample_filter,
           "'box' with model.progressive (growth needs nearest up / mean down, exact inverses)")
   psi = model.get("truncation_psi", 1.0)
-  require(isinstance(psi, (int, float)) and not isinstance(psi, bool), "model.truncation_psi", psi, "a number")
+  require(is_number(psi), "model.truncation_psi", psi, "a number")
   if model.get("progressive", False):
     start = model.get("progressive_start", 8)
     require(reachable(start) and start <= resolution, "model.progressive_start", start,
@@ -214,7 +214,7 @@ class GANObjective:
     require(not (mbstd and model.get("critic_activation") == "maxout"), "model.minibatch_std", mbstd,
             "0 with critic_activation='maxout'")
     gamma = model.get("r1_gamma", 10.0)
-    require(isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and gamma >= 0, "model.r1_gamma",
+    require(is_number(gamma) and gamma >= 0, "model.r1_gamma",
             gamma, "a number >= 0")
     every = model.get("r1_every", 16)
     require(isinstance(every, int) and every >= 1, "model.r1_every", every, "an integer >= 1")
@@ -244,7 +244,7 @@ class GANObjective:
         ("ema_decay", 0.0, lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ("ema_rampup", 0.0, lambda v: v >= 0, "a number >= 0 (0: no warm-up; StyleGAN2 uses 0.05)")):
       value = model.get(key, default)
-      require(isinstance(value, (int, float)) and ok(value), f"model.{key}", value, allowed)
+      require(is_number(value) and ok(value), f"model.{key}", value, allowed)
     norm = critic_norm(model)
     require(norm in NORMS, "model.critic_norm", norm, f"one of {NORMS} or '' (= model.norm)")
     # Batch norm mixes examples, so a per-example input gradient no longer means anything.
@@ -254,7 +254,7 @@ class GANObjective:
       require(critic_opt.get("name") in OPTIMIZERS, "critic_optimizer.name", critic_opt.get("name"),
               f"one of {OPTIMIZERS.names()}")
       lr = critic_opt.get("learning_rate")
-      require(isinstance(lr, (int, float)) and lr > 0, "critic_optimizer.learning_rate", lr, "a number > 0")
+      require(is_number(lr) and lr > 0, "critic_optimizer.learning_rate", lr, "a number > 0")
 
   # -- pieces
   @functools.cached_property

@@ -21,7 +21,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_number, require
 from genjax.data import eval_batches, example_shape
 from genjax.layers.networks import ACTIVATIONS, make_encoder
 from genjax.optim import make_optimizer
@@ -101,7 +101,7 @@ class GANEncoderObjective:
             model.get("activation"), f"one of {sorted(ACTIVATIONS)}")
     for key in ("image_weight", "latent_weight"):
       value = model.get(key, 1.0)
-      require(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+      require(is_number(value) and value >= 0,
               f"model.{key}", value, "a number >= 0")
     require(model.get("image_weight", 1.0) + model.get("latent_weight", 1.0) > 0, "model.image_weight",
             model.get("image_weight"), "> 0 when model.latent_weight is 0 (the loss would be empty)")

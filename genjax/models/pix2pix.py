@@ -27,7 +27,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_int, is_number, require
 from genjax.data import eval_batches, example_shape, paired
 from genjax.evaluate import paired_metrics
 from genjax.layers.conv_transpose import CONV_INPUT_GRADS
@@ -112,7 +112,7 @@ class Pix2PixObjective:
         ("l1_weight", 100.0, lambda v: v >= 0, "a number >= 0"),
         ("dropout", 0.5, lambda v: 0 <= v < 1, "a number in [0, 1)")):
       value = model.get(key, default)
-      require(isinstance(value, (int, float)) and not isinstance(value, bool) and ok(value),
+      require(is_number(value) and ok(value),
               f"model.{key}", value, allowed)
     max_depth = auto_depth(*shape[:2])
     for key, default, ok, allowed in (
@@ -124,7 +124,7 @@ class Pix2PixObjective:
         ("critic_features", 64, lambda v: v >= 1, "an integer >= 1"),
         ("critic_max_features", 512, lambda v: v >= 1, "an integer >= 1")):
       value = model.get(key, default)
-      require(isinstance(value, int) and not isinstance(value, bool) and ok(value), f"model.{key}", value, allowed)
+      require(is_int(value) and ok(value), f"model.{key}", value, allowed)
     depth = model.get("critic_downsamplings", 1)
     side = min(shape[:2])
     fits = isinstance(depth, int) and depth >= 0 and receptive_field(depth) <= side

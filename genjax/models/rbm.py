@@ -21,7 +21,7 @@ import optax
 from ml_collections import ConfigDict
 
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_int, is_number, require
 from genjax.data import dataset_spec, eval_batches, example_shape, load_dataset
 from genjax.evaluate import likelihood as likelihood_bounds
 from genjax.evaluate import partition
@@ -120,17 +120,17 @@ class RBMObjective:
                               ("sample_gibbs_steps", 1000, 1), ("ais_num_chains", 100, 2),
                               ("eval_batch_size", 1000, 1)):
       value = model.get(key, default)
-      require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+      require(is_int(value) and value >= low,
               f"model.{key}", value, f"an integer >= {low}")
     persistent = model.get("persistent", False)
     require(isinstance(persistent, bool), "model.persistent", persistent, "True (PCD) or False (CD-k)")
     decay = model.get("weight_decay", 0.0)
-    require(isinstance(decay, (int, float)) and decay >= 0, "model.weight_decay", decay, "a number >= 0")
+    require(is_number(decay) and decay >= 0, "model.weight_decay", decay, "a number >= 0")
     method = model.get("log_z_method", "auto")
     require(method in LOG_Z_METHODS, "model.log_z_method", method, f"one of {LOG_Z_METHODS}")
     breaks = tuple(model.get("ais_breaks", partition.PAPER_BREAKS))
     counts = tuple(model.get("ais_counts", partition.PAPER_COUNTS))
-    require(len(breaks) >= 1 and all(isinstance(b, (int, float)) for b in breaks)
+    require(len(breaks) >= 1 and all(is_number(b) for b in breaks)
             and all(a < b for a, b in zip((0.0,) + breaks[:-1], breaks)) and breaks[-1] == 1.0,
             "model.ais_breaks", breaks, "increasing numbers in (0, 1] ending at 1.0")
     require(len(counts) == len(breaks) and all(isinstance(c, int) and c >= 1 for c in counts),

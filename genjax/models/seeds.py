@@ -26,7 +26,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from genjax import data as genjax_data
-from genjax.config import ConfigError, require
+from genjax.config import ConfigError, is_int, require
 from genjax.objective import as_numpy, has_ability
 from genjax.registry import MODELS
 from genjax.state import TrainState, step_key, train_key
@@ -37,7 +37,7 @@ def num_seeds(config: ConfigDict) -> int:
 
 def validate_num_seeds(config: ConfigDict) -> None:
   value = num_seeds(config)
-  require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, "num_seeds", value,
+  require(is_int(value) and value >= 1, "num_seeds", value,
           "an integer >= 1 (seeds config.seed .. config.seed + num_seeds - 1 as one vmapped program)")
 
 

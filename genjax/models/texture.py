@@ -40,7 +40,7 @@ import optax
 from jax import lax
 from ml_collections import ConfigDict
 
-from genjax.config import ConfigError, require
+from genjax.config import ConfigError, is_int, is_number, require
 from genjax.data import DatasetError, example_shape
 from genjax.data import exemplar as exemplar_data
 from genjax.evaluate.texture_metrics import texture_report
@@ -114,12 +114,12 @@ INITS = ("noise", "content")
 
 def _sizes(value) -> bool:
   return (isinstance(value, (tuple, list)) and len(value) >= 1
-          and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in value))
+          and all(is_int(k) and k >= 1 for k in value))
 
 
 def _positive_int(model: ConfigDict, key: str, minimum: int = 1) -> None:
   value = model.get(key)
-  require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+  require(is_int(value) and value >= minimum,
           f"model.{key}", value, f"an integer >= {minimum}")
 
 
@@ -151,7 +151,7 @@ def validate(config: ConfigDict) -> None:
   _positive_int(model, "coarse_steps", 0)
   for key in ("content_weight", "style_weight", "mean_weight"):
     value = model.get(key, 0.0)  # mean_weight: absent in configs saved before it (no mean term)
-    require(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+    require(is_number(value) and value >= 0,
             f"model.{key}", value, "a number >= 0")
   require(model.get("init") in INITS, "model.init", model.get("init"), f"one of {INITS}")
   require(isinstance(model.get("periodic"), bool), "model.periodic", model.get("periodic"), "True or False")
@@ -176,7 +176,7 @@ def validate(config: ConfigDict) -> None:
             f"filter ({largest})")
   if config.optimizer.name == "lbfgs":
     factor = config.optimizer.get("increase_factor", 2.0)
-    require(isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 1,
+    require(is_number(factor) and factor > 1,
             "optimizer.increase_factor", factor, "a number > 1 (how much the line search widens a step)")
   VALIDATORS[mode](config)
 

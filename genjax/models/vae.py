@@ -27,7 +27,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax import xla_options
-from genjax.config import require
+from genjax.config import is_number, require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate import likelihood as likelihood_bounds
 from genjax.models.autoencoder import EncodeDecode
@@ -186,7 +186,7 @@ class VAEObjective(EncodeDecode):
     objective = model.get("objective", "elbo")
     require(objective in OBJECTIVES, "model.objective", objective, f"one of {sorted(OBJECTIVES)}")
     beta = model.get("beta", 1.0)
-    require(isinstance(beta, (int, float)) and beta >= 0, "model.beta", beta, "a number >= 0")
+    require(is_number(beta) and beta >= 0, "model.beta", beta, "a number >= 0")
     for key, default in (("num_importance_samples", 1), ("eval_importance_samples", 5000),
                          ("eval_chunk_size", 500), ("eval_batch_size", 100)):
       value = model.get(key, default)
