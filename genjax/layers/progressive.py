@@ -18,19 +18,19 @@ from jax import lax
 RESAMPLE_FILTERS = ("box", "bilinear")
 
 
-def upsample2x(x: jax.Array, filter: str = "box") -> jax.Array:
+def upsample2x(x: jax.Array, kind: str = "box") -> jax.Array:
   """2x upsampling of [B, H, W, C]: nearest ('box') or [1, 3, 3, 1] / 4 per axis ('bilinear', edges clamped)."""
   b, h, w, c = x.shape
-  if filter == "bilinear":
+  if kind == "bilinear":
     return jax.image.resize(x, (b, 2 * h, 2 * w, c), "bilinear")
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
-def downsample2x(x: jax.Array, filter: str = "box") -> jax.Array:
+def downsample2x(x: jax.Array, kind: str = "box") -> jax.Array:
   """2x downsampling of [B, H, W, C]: 2x2 mean ('box', the exact inverse of nearest upsampling) or the
   [1, 3, 3, 1] / 8 filter per axis at stride 2 ('bilinear': antialiased resizing, edges renormalised)."""
   b, h, w, c = x.shape
-  if filter == "bilinear":
+  if kind == "bilinear":
     return jax.image.resize(x, (b, h // 2, w // 2, c), "bilinear", antialias=True)
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
