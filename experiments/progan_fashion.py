@@ -11,7 +11,7 @@ PROGAN_MODEL = dict(
     architecture="style", latent_dim=64, style_channels=64, mapping_layers=0, modulation="none",
     const_input=False, noise_inputs=False, skip_rgb=False, resolution=32, resample_filter="box", style_mixing=0.0,
     truncation_psi=1.0, progressive=True, progressive_start=8, phase_steps=1000, minibatch_std=4,
-    n_critic=1, ema_decay=0.999, ppl_samples=2000, separability_samples=4000)
+    n_critic=1, ema_decay=0.999, ema_rampup=0.05, ppl_samples=2000, separability_samples=4000)
 PROGAN_OPTIMIZER = {"name": "adam", "learning_rate": 1e-3, "b1": 0.0, "b2": 0.99}
 TINY = dict(latent_dim=16, style_channels=8, resolution=16, phase_steps=4, ppl_samples=64,
             separability_samples=200)

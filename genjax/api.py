@@ -100,14 +100,21 @@ class Model:
   def _key(self, seed: int) -> jax.Array:
     return jax.random.key(seed)
 
+  @functools.cache
+  def _sampler(self, with_psi: bool):
+    """sample() jitted once per handle (n static; psi traced, so a sweep compiles once)."""
+    method = self._method("sample")
+    if with_psi:
+      return xla_options.jit(lambda state, key, n, psi: method(state, key, n, psi=psi), static_argnums=2)
+    return xla_options.jit(method, static_argnums=2)
+
   def sample(self, n: int = 64, seed: int = 0, psi: float | None = None) -> np.ndarray:
     """n draws; `psi` truncates a style generator's w towards w_avg (None: model.truncation_psi)."""
-    method = self._method("sample")
-    if psi is not None:  # only families whose sample takes psi (the style GAN) accept it
-      if "psi" not in inspect.signature(method).parameters:
-        raise NotImplementedError(f"a {self.config.model.name!r} model's sample() has no truncation psi")
-      method = functools.partial(method, psi=float(psi))
-    return np.asarray(xla_options.jit(method, static_argnums=2)(self.state, self._key(seed), n))
+    if psi is None:
+      return np.asarray(self._sampler(False)(self.state, self._key(seed), n))
+    if "psi" not in inspect.signature(self._method("sample")).parameters:  # only the style GAN's takes psi
+      raise NotImplementedError(f"a {self.config.model.name!r} model's sample() has no truncation psi")
+    return np.asarray(self._sampler(True)(self.state, self._key(seed), n, np.float32(psi)))
 
   def encode(self, x) -> np.ndarray:
     return np.asarray(self._jitted("encode")(self.state, np.asarray(x, np.float32)))
