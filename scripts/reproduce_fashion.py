@@ -44,6 +44,9 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
        for n in (1000, 2000)},
     **{f"dcgan_{n}": ("genjax.main", ("--config", "experiments/dcgan.py", *FASHION, f"--config.num_steps={n}"))
        for n in (1000, 2000)},
+    # ... and with StyleGAN2's [1, 3, 3, 1] resampling instead of nearest / box.
+    "stylegan_bilinear_1000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=1000",
+                                               "--config.model.resample_filter=bilinear")),
     # Earlier tries, without the EMA warm-up: the FFHQ values (8 mapping layers, R1 gamma 10), and the
     # CIFAR-10 preset (whose 1000-step checkpoint scored FID 68.5 with the live weights: stylegan_cifar_r1_1000_live).
     "stylegan_gamma10_2000": ("genjax.main", ("--config", "experiments/stylegan_fashion.py", "--config.num_steps=2000",
