@@ -192,10 +192,10 @@ def make_decoder(model: ConfigDict, output_shape: Sequence[int], **overrides) ->
 
 def validate_architecture(config: ConfigDict) -> None:
   """Checks the keys every family shares (latent size, architecture); one-line ConfigError otherwise."""
-  from genjax.config import require
+  from genjax.config import is_int, require
   model = config.model
   latent = model.get("latent_dim")
-  require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
+  require(is_int(latent) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
   arch = model.get("architecture", "mlp")
   require(arch in ("mlp", "conv"), "model.architecture", arch, "'mlp' or 'conv'")
   require(model.get("activation", "relu") in ACTIVATIONS, "model.activation",

@@ -115,13 +115,13 @@ def validate_style(config: ConfigDict) -> None:
   """The keys of `model.architecture='style'` (and of progressive growing)."""
   model = config.model
   latent = model.get("latent_dim")
-  require(isinstance(latent, int) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
+  require(is_int(latent) and latent >= 1, "model.latent_dim", latent, "an integer >= 1")
   require(dataset_spec(config.dataset).kind == "image", "model.architecture", "style",
           "'mlp' or 'conv' for a dataset of points")
   height, width, _ = example_shape(config.dataset)
   require(height == width, "model.architecture", "style", f"'mlp' or 'conv' for {height}x{width} images (style needs square ones)")
   resolution = model.get("resolution", 0)
-  require(isinstance(resolution, int) and resolution >= 0, "model.resolution", resolution, "an integer >= 0 (0: the data's size)")
+  require(is_int(resolution) and resolution >= 0, "model.resolution", resolution, "an integer >= 0 (0: the data's size)")
   resolution = resolution or height
   require(reachable(resolution), "model.resolution", model.get("resolution", 0),
           f"4 * 2^k (the style generator doubles from 4x4; the data is {height}x{width}: set e.g. 32)")
@@ -148,13 +148,13 @@ def validate_style(config: ConfigDict) -> None:
     require(reachable(start) and start <= resolution, "model.progressive_start", start,
             f"4 * 2^k <= model.resolution={resolution}")
     phase_steps = model.get("phase_steps", 1000)
-    require(isinstance(phase_steps, int) and phase_steps >= 1, "model.phase_steps", phase_steps, "an integer >= 1")
+    require(is_int(phase_steps) and phase_steps >= 1, "model.phase_steps", phase_steps, "an integer >= 1")
     length = progressive.schedule_length(num_levels(resolution) - num_levels(start) + 1, phase_steps)
     require(length <= config.num_steps, "model.phase_steps", phase_steps,
             f"a schedule ({length} steps to grow {start} -> {resolution}) no longer than num_steps={config.num_steps}")
   for key in ("ppl_samples", "separability_samples"):
     value = model.get(key, 1000)
-    require(isinstance(value, int) and value >= 4, f"model.{key}", value, "an integer >= 4")
+    require(is_int(value) and value >= 4, f"model.{key}", value, "an integer >= 4")
 
 
 @MODELS.register("gan")
@@ -210,24 +210,24 @@ class GANObjective:
     else:
       validate_architecture(config)
     mbstd = model.get("minibatch_std", 0)
-    require(isinstance(mbstd, int) and mbstd >= 0, "model.minibatch_std", mbstd, "an integer >= 0 (group size; 0: off)")
+    require(is_int(mbstd) and mbstd >= 0, "model.minibatch_std", mbstd, "an integer >= 0 (group size; 0: off)")
     require(not (mbstd and model.get("critic_activation") == "maxout"), "model.minibatch_std", mbstd,
             "0 with critic_activation='maxout'")
     gamma = model.get("r1_gamma", 10.0)
     require(is_number(gamma) and gamma >= 0, "model.r1_gamma",
             gamma, "a number >= 0")
     every = model.get("r1_every", 16)
-    require(isinstance(every, int) and every >= 1, "model.r1_every", every, "an integer >= 1")
+    require(is_int(every) and every >= 1, "model.r1_every", every, "an integer >= 1")
     loss = model.get("loss", "non_saturating")
     require(loss in ADVERSARIAL_LOSSES, "model.loss", loss, f"one of {sorted(ADVERSARIAL_LOSSES)}")
     reg = model.get("critic_regularizer", "none")
     require(reg in REGULARIZERS, "model.critic_regularizer", reg, f"one of {REGULARIZERS}")
     n_critic = model.get("n_critic", 1)
-    require(isinstance(n_critic, int) and n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
+    require(is_int(n_critic) and n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
     require(config.batch_size % n_critic == 0, "batch_size", config.batch_size,
             f"a multiple of model.n_critic={n_critic}: each critic update takes batch_size // n_critic rows")
     pack = model.get("pack", 1)
-    require(isinstance(pack, int) and pack >= 1, "model.pack", pack, "an integer >= 1")
+    require(is_int(pack) and pack >= 1, "model.pack", pack, "an integer >= 1")
     require((config.batch_size // n_critic) % pack == 0, "batch_size", config.batch_size,
             f"batch_size // n_critic a multiple of model.pack={pack}: the critic judges packs of {pack}")
     critic_hidden = model.get("critic_hidden", ())
@@ -237,7 +237,7 @@ class GANObjective:
     require(critic_activation in CRITIC_ACTIVATIONS, "model.critic_activation", critic_activation,
             f"one of {CRITIC_ACTIVATIONS}")
     pieces = model.get("maxout_pieces", 5)
-    require(isinstance(pieces, int) and pieces >= 1, "model.maxout_pieces", pieces, "an integer >= 1")
+    require(is_int(pieces) and pieces >= 1, "model.maxout_pieces", pieces, "an integer >= 1")
     for key, default, ok, allowed in (
         ("clip_value", 0.01, lambda v: v > 0, "a number > 0"),
         ("gp_weight", 10.0, lambda v: v >= 0, "a number >= 0"),

@@ -27,7 +27,7 @@ from ml_collections import ConfigDict
 
 from genjax import losses
 from genjax import xla_options
-from genjax.config import is_number, require
+from genjax.config import is_int, is_number, require
 from genjax.data import eval_batches, example_shape
 from genjax.evaluate import likelihood as likelihood_bounds
 from genjax.models.autoencoder import EncodeDecode
@@ -190,9 +190,9 @@ class VAEObjective(EncodeDecode):
     for key, default in (("num_importance_samples", 1), ("eval_importance_samples", 5000),
                          ("eval_chunk_size", 500), ("eval_batch_size", 100)):
       value = model.get(key, default)
-      require(isinstance(value, int) and value >= 1, f"model.{key}", value, "an integer >= 1")
+      require(is_int(value) and value >= 1, f"model.{key}", value, "an integer >= 1")
     warmup = model.get("kl_warmup_steps", 0)
-    require(isinstance(warmup, int) and warmup >= 0, "model.kl_warmup_steps", warmup, "an integer >= 0")
+    require(is_int(warmup) and warmup >= 0, "model.kl_warmup_steps", warmup, "an integer >= 0")
 
   # -- networks
   @functools.cached_property
