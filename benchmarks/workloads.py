@@ -40,7 +40,8 @@ class Sizes:
   cae_hidden: int = 256
   cae_latent: int = 32
   cae_batch: int = 128
-  flow_widths: tuple = (32, 48, 64)  # experiments/realnvp.py
+  flow_widths: tuple = (32, 48, 64)  # experiments/realnvp.py (its default ':uva' size)
+  flow_blocks: int = 7
   flow_dequant_width: int = 16
   flow_batch: int = 64
   flow_image: tuple = IMAGE
@@ -56,8 +57,8 @@ class Sizes:
 
 SMALL = Sizes(vae_hidden=32, vae_latent=4, vae_batch=16, dcgan_latent=8, dcgan_features=(4, 8),
               dcgan_batch=8, wgan_hidden=16, wgan_latent=8, wgan_chunk=8, cae_hidden=16, cae_latent=4,
-              cae_batch=8, flow_widths=(4, 4, 4), flow_dequant_width=4, flow_batch=4, flow_image=(8, 8, 1),
-              style_channels=8, style_mapping_layers=2, style_batch=4, style_image=(8, 8, 1),
+              cae_batch=8, flow_widths=(4, 4, 4), flow_blocks=1, flow_dequant_width=4, flow_batch=4,
+              flow_image=(8, 8, 1), style_channels=8, style_mapping_layers=2, style_batch=4, style_image=(8, 8, 1),
               pix2pix_batch=4, pix2pix_image=(8, 8, 1), encoder_features=(4, 8), encoder_batch=4)
 
 
@@ -367,9 +368,11 @@ def flow_workload(s: Sizes) -> Workload:
   config = experiment_config("realnvp")
   config.batch_size = s.flow_batch
   config.model.widths, config.model.dequant_widths = s.flow_widths, (s.flow_dequant_width,)
+  config.model.blocks = config.model.dequant_blocks = s.flow_blocks
   m, (h, w, c) = config.model, s.flow_image
   couplings = sum(op in ("checkerboard", "channel") for op in m.layers)
   description = (f"Real NVP multi-scale {h}x{w}x{c}, {couplings} couplings, widths {tuple(m.widths)}, "
+                 f"{m.blocks} residual blocks, "
                  f"{m.dequantization} dequantization ({len(m.dequant_layers)} couplings, width "
                  f"{s.flow_dequant_width}), batch {config.batch_size}")
   return Workload("flow_realnvp", description, config, minimal_flow,

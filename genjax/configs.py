@@ -154,6 +154,20 @@ FLOW_LAYERS = {
 }
 
 
+# Conditioner depths of the experiments (`:uva` default, `:small`): 7 residual blocks put the three
+# flows at the UvA tutorial's 0.56M / 0.63M / 1.7M parameters (its gated 3-layer nets at widths
+# 32 / 48 / 64, dequantizer 16); 1 block is the earlier CPU-sized models (89k / 102k / 312k).
+FLOW_SIZES = {"uva": dict(blocks=7, dequant_blocks=7), "small": dict(blocks=1, dequant_blocks=1)}
+
+
+def flow_size(arg: str | None) -> dict:
+  """The `model` keys of an experiment's `:size` argument (default 'uva')."""
+  size = arg or "uva"
+  if size not in FLOW_SIZES:
+    raise ValueError(f"unknown size {size!r} after ':'; known: {', '.join(FLOW_SIZES)}")
+  return FLOW_SIZES[size]
+
+
 def flow_config(layers: str = "simple", dequantization: str = "uniform", **model) -> ConfigDict:
   """A flow on Fashion-MNIST (uniform or variational dequantization); `model` keys override it."""
   config = base_config(num_steps=20000, batch_size=64, log_every=100, sample_every=2000)

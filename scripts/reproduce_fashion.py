@@ -25,9 +25,13 @@ ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "rbm_cd1": ("genjax.main", ("--config", "experiments/rbm_fashion.py:cd1")),
     "rbm_cd10": ("genjax.main", ("--config", "experiments/rbm_fashion.py:cd10")),
     "rbm_pcd": ("genjax.main", ("--config", "experiments/rbm_fashion.py:pcd")),
-    "flow_simple": ("genjax.main", ("--config", "experiments/flow_simple.py")),
-    "flow_vardeq": ("genjax.main", ("--config", "experiments/flow_vardeq.py")),
-    "realnvp": ("genjax.main", ("--config", "experiments/realnvp.py")),
+    # Issue 15's flows: the UvA-sized experiments for 600 steps, the `:small` ones for 2000; test bits/dim
+    # importance-weighted over K = 8 on the first 2000 test images (docs/flow_results.md).
+    **{f"{name}{tag}": ("genjax.main", (
+        "--config", f"experiments/{name}.py{size}", f"--config.num_steps={steps}", "--config.sample_every=0",
+        "--config.model.eval_importance_samples=8", "--config.model.eval_num_examples=2000"))
+       for name in ("flow_simple", "flow_vardeq", "realnvp")
+       for tag, size, steps in (("", "", 600), ("_small_2000", ":small", 2000))},
     "pix2pix_inpaint": ("genjax.main", ("--config", "experiments/pix2pix_inpaint.py")),
     "vae_best_elbo": ("genjax.main", ("--config", "experiments/vae_fashion_best.py")),
     "vae_best_iwae": ("genjax.main", ("--config", "experiments/vae_fashion_best.py:iwae")),

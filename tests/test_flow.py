@@ -15,7 +15,7 @@ from genjax.configs import FLOW_LAYERS, flow_config
 from genjax.evaluate import likelihood
 from genjax.layers import coupling
 from genjax.models import flow
-from tests.helpers import run_cli, tiny
+from tests.helpers import load_experiment, run_cli, tiny
 
 
 def _randomize(params, key, scale=0.05):
@@ -196,6 +196,22 @@ def test_bad_flow_configs_name_the_key():
 def _set(config, **model):
   config.model.update(model)
   return config
+
+
+@pytest.mark.parametrize("name,uva_params", [("flow_simple", 0.56e6), ("flow_vardeq", 0.63e6), ("realnvp", 1.7e6)])
+def test_experiment_sizes_are_the_uva_tutorials_and_the_small_ones(name, uva_params):
+  """`:uva` (the default) within 6% of the UvA tutorial 11 parameter counts; `:small` the earlier models."""
+  small = {"flow_simple": 89_624, "flow_vardeq": 102_372, "realnvp": 311_914}[name]
+  counts = {}
+  for size in ("uva", "small"):
+    config = load_experiment(name, size)
+    objective = flow.FlowObjective(config)
+    params = jax.eval_shape(lambda: objective.init(jax.random.key(0), {"x": jnp.zeros((1, 28, 28, 1))})).params
+    counts[size] = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))
+  assert abs(counts["uva"] / uva_params - 1) < 0.06 and counts["small"] == small, counts
+  assert load_experiment(name).model.blocks == 7
+  with pytest.raises(ValueError, match="unknown size 'big'.*uva, small"):
+    load_experiment(name, "big")
 
 
 def test_cli_rejects_a_squeeze_the_image_cannot_take(tmp_path):

@@ -1,4 +1,4 @@
-"""Every notebook runs top to bottom (tiny step counts via GENJAX_NOTEBOOK_STEPS) without a cell error."""
+"""Every notebook runs top to bottom (tiny step counts via GENJAX_NOTEBOOK_STEPS / _STAGES) without a cell error."""
 import glob
 import os
 
@@ -19,6 +19,7 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_executes(path, tmp_path, monkeypatch):
   monkeypatch.setenv("GENJAX_NOTEBOOK_STEPS", "30")
+  monkeypatch.setenv("GENJAX_NOTEBOOK_STAGES", "2")  # gan_mode_collapse: 2 resumed stages, not 4
   monkeypatch.setenv("GENJAX_NOTEBOOK_RUNS", str(tmp_path))
   notebook = nbformat.read(path, as_version=4)
   client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
