@@ -22,9 +22,8 @@ run: install
 	@echo "pictures: $(WORKDIR)/images/  metrics: $(WORKDIR)/metrics.jsonl"
 
 # pytest exits 5 when it collects nothing; that is not a failure of the code under test.
-# worksteal: a worker that runs dry takes queued tests from the other, so slow tests do not queue up at the end.
 test: install
-	$(PY) -m pytest -q -n 2 --dist worksteal tests || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -n 2 tests || [ $$? -eq 5 ]
 
 # Peers need the optional extra: pip install -e '.[bench]' (PyTorch); scikit-learn is a dependency.
 bench: install
